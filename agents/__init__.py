@@ -1,0 +1,1 @@
+"""Agents: the Agent definition and how one agent turn runs through the provider layer."""

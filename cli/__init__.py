@@ -1,0 +1,1 @@
+"""The `spendgraph` command line: one module per command."""

@@ -1,0 +1,28 @@
+"""Entry point of the ``spendgraph`` console script: assembles the commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from spendgraph.cli import serve
+from spendgraph.cli.console import Output
+from spendgraph.providers.errors import SpendgraphError
+
+app = typer.Typer(
+    name="spendgraph",
+    help="Multi-agent apps on self-hosted open models, with every token accounted for.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(serve.app, name="serve")
+
+
+def main() -> None:
+    """Run the CLI; a spendgraph error becomes one clear line on stderr and exit code 1."""
+    try:
+        app()
+    except SpendgraphError as exc:
+        Output().error(str(exc))
+        sys.exit(1)

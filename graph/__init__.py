@@ -1,0 +1,1 @@
+"""LangGraph builders: supervisor, pipeline, fan-out, draft-and-verify; the budget guard."""

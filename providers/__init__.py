@@ -1,0 +1,1 @@
+"""The provider layer: endpoints, pricing, routing, the spend ledger and budgets."""

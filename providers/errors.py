@@ -1,0 +1,117 @@
+"""Every exception spendgraph raises, in one tree.
+
+Errors from third-party libraries (openai, httpx, pydantic, SQLAlchemy) are
+mapped to these at the boundary with ``raise ... from exc`` so callers only
+ever catch spendgraph types. Messages never contain API keys or prompt text.
+"""
+
+from __future__ import annotations
+
+
+class SpendgraphError(Exception):
+    """Base class for every error spendgraph raises."""
+
+
+class ConfigError(SpendgraphError):
+    """A configuration file or value is invalid.
+
+    ``source`` is the file (or other origin), ``key`` the dotted key or line,
+    and the message says what was expected.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, key: str | None = None):
+        self.source = source
+        self.key = key
+        where = ", ".join(part for part in (source, f"key {key!r}" if key else None) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class LedgerError(SpendgraphError):
+    """The spend ledger cannot be opened, migrated, read or written."""
+
+
+class ProviderError(SpendgraphError):
+    """A model call failed."""
+
+
+class EndpointError(ProviderError):
+    """One HTTP attempt to one endpoint failed.
+
+    ``kind`` is the short error kind recorded in the ledger (``timeout``,
+    ``connection``, ``rate_limited``, ``server_error``, ``bad_request``,
+    ``stream_cut``...). ``retryable`` says whether another attempt may succeed.
+    """
+
+    kind = "error"
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ):
+        self.endpoint = endpoint
+        self.status_code = status_code
+        self.retry_after = retry_after
+        prefix = f"endpoint {endpoint!r}: " if endpoint else ""
+        super().__init__(prefix + message)
+
+
+class EndpointTimeout(EndpointError):
+    kind = "timeout"
+    retryable = True
+
+
+class EndpointConnectionError(EndpointError):
+    kind = "connection"
+    retryable = True
+
+
+class RateLimited(EndpointError):
+    kind = "rate_limited"
+    retryable = True
+
+
+class ServerError(EndpointError):
+    kind = "server_error"
+    retryable = True
+
+
+class StreamCut(EndpointError):
+    """The server closed a stream before it finished."""
+
+    kind = "stream_cut"
+    retryable = False
+
+
+class BadRequest(EndpointError):
+    """The endpoint rejected the request itself (HTTP 4xx other than 429)."""
+
+    kind = "bad_request"
+    retryable = False
+
+
+class AuthenticationFailed(EndpointError):
+    kind = "auth"
+    retryable = False
+
+
+class NoEndpointAvailable(ProviderError):
+    """No configured endpoint serves the requested model or tier, or all are
+    cooling down / exhausted after retries and fallbacks."""
+
+    def __init__(self, message: str, *, attempts: list[EndpointError] | None = None):
+        self.attempts = attempts or []
+        super().__init__(message)
+
+
+class BudgetExceeded(ProviderError):
+    """A call's reservation would push the query past its budget."""
+
+    def __init__(self, message: str, *, query_id: str | None = None, limit: str | None = None):
+        self.query_id = query_id
+        self.limit = limit
+        super().__init__(message)

@@ -1,0 +1,1 @@
+"""The spend ledger: one Query row per end-user query, one Call row per HTTP attempt."""

@@ -1,0 +1,90 @@
+"""What the provider layer hands the ledger: plain frozen records.
+
+The ledger turns these into rows; nothing above the ledger touches SQLModel
+tables directly when writing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from spendgraph.providers.usage import Usage
+
+
+def new_id() -> str:
+    """A fresh 32-hex-digit identifier for queries and calls."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CallStatus(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    BUDGET_DENIED = "budget_denied"
+
+
+class QueryStatus(StrEnum):
+    RUNNING = "running"
+    OK = "ok"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointInfo:
+    """The endpoint facts copied onto every call row (so audits survive config changes)."""
+
+    name: str
+    model: str
+    hardware: str = ""
+    precision: str = ""
+    engine: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One HTTP attempt to one endpoint, whatever its outcome."""
+
+    endpoint: EndpointInfo
+    status: CallStatus
+    usage: Usage
+    cost_usd: Decimal | None
+    price_version: str
+    query_id: str | None = None
+    agent_path: str = ""
+    node: str = ""
+    request_id: str = ""  # groups the attempts (retries, fallbacks) of one logical call
+    attempt: int = 1
+    stream: bool = False
+    started_at: datetime = field(default_factory=utcnow)
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
+    error_kind: str | None = None
+    http_status: int | None = None
+    prompt_text: str | None = None  # only when the query opted in to storing text
+    completion_text: str | None = None
+    id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRecord:
+    """An end-user query as opened; closing sets its status and finish time."""
+
+    app: str = ""
+    thread_id: str = ""
+    user: str = ""
+    budget_usd: Decimal | None = None
+    budget_tokens: int | None = None
+    store_text: bool = False
+    input_preview: str | None = None  # only stored when store_text is set
+    started_at: datetime = field(default_factory=utcnow)
+    id: str = field(default_factory=new_id)

@@ -1,0 +1,130 @@
+"""Token usage buckets, prices and cost: the arithmetic every ledger row uses.
+
+Buckets are exclusive: ``input_uncached + input_cached`` is the prompt, and
+``output`` includes reasoning tokens (``reasoning`` is kept separately for
+reporting, never added again). Cost is ``Decimal`` USD; an unknown price makes
+the cost ``None`` -- never 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+PER_MILLION = Decimal(1_000_000)
+
+
+class UsageSource(StrEnum):
+    """Where a row's token counts came from."""
+
+    REPORTED = "reported"  # the server's own usage object
+    COUNTED = "counted"  # the endpoint's tokenizer endpoint counted exactly
+    ESTIMATED = "estimated"  # counted locally with tiktoken
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Tokens one call used, in exclusive buckets."""
+
+    input_uncached: int = 0
+    input_cached: int = 0
+    output: int = 0
+    reasoning: int = 0
+    source: UsageSource = UsageSource.REPORTED
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.input_uncached + self.input_cached
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_uncached + self.input_cached + self.output
+
+    @classmethod
+    def from_openai(cls, usage: object) -> Usage:
+        """Build from an ``openai`` ``CompletionUsage`` (or a dict of the same shape)."""
+        data = usage if isinstance(usage, dict) else usage.model_dump()  # type: ignore[attr-defined]
+        prompt = int(data.get("prompt_tokens") or 0)
+        prompt_details = data.get("prompt_tokens_details") or {}
+        cached = min(int(prompt_details.get("cached_tokens") or 0), prompt)
+        completion_details = data.get("completion_tokens_details") or {}
+        return cls(
+            input_uncached=prompt - cached,
+            input_cached=cached,
+            output=int(data.get("completion_tokens") or 0),
+            reasoning=int(completion_details.get("reasoning_tokens") or 0),
+            source=UsageSource.REPORTED,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens. ``None`` in any field means that rate is unknown."""
+
+    input_uncached: Decimal | None
+    input_cached: Decimal | None
+    output: Decimal | None
+    version: str = ""
+
+    @property
+    def known(self) -> bool:
+        return None not in (self.input_uncached, self.input_cached, self.output)
+
+    @classmethod
+    def unknown(cls) -> Price:
+        return cls(None, None, None, version="unknown")
+
+
+def cost_of(usage: Usage, price: Price | None) -> Decimal | None:
+    """Exact cost in USD of ``usage`` at ``price``; ``None`` when a needed rate is unknown."""
+    if price is None:
+        return None
+    parts = (
+        (usage.input_uncached, price.input_uncached),
+        (usage.input_cached, price.input_cached),
+        (usage.output, price.output),
+    )
+    total = Decimal(0)
+    for tokens, rate in parts:
+        if tokens == 0:
+            continue
+        if rate is None:
+            return None
+        total += Decimal(tokens) * rate
+    return total / PER_MILLION
+
+
+@dataclass(frozen=True, slots=True)
+class CostTotal:
+    """A sum of costs that stays honest about unknowns.
+
+    ``known`` sums the calls whose cost is known; ``unknown_calls`` counts the
+    rest. ``amount`` is ``None`` if any call's cost is unknown.
+    """
+
+    known: Decimal = Decimal(0)
+    unknown_calls: int = 0
+
+    @property
+    def amount(self) -> Decimal | None:
+        return None if self.unknown_calls else self.known
+
+    def add(self, cost: Decimal | None) -> CostTotal:
+        if cost is None:
+            return CostTotal(self.known, self.unknown_calls + 1)
+        return CostTotal(self.known + cost, self.unknown_calls)
+
+    @classmethod
+    def of(cls, costs: Iterable[Decimal | None]) -> CostTotal:
+        total = cls()
+        for cost in costs:
+            total = total.add(cost)
+        return total
+
+    def describe(self) -> str:
+        """Human text: ``$0.000123``, or ``unknown`` (with the known part) when any is unknown."""
+        if not self.unknown_calls:
+            return f"${self.known:.6f}"
+        return f"unknown (${self.known:.6f} known, {self.unknown_calls} call(s) unpriced)"
