@@ -4,4 +4,6 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Run a local OpenAI-compatible endpoint in the foreground.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run a local OpenAI-compatible endpoint in the foreground.", no_args_is_help=True
+)

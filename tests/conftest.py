@@ -42,7 +42,9 @@ def _guarded_connect_ex(self: socket.socket, address: object) -> int:
 
 def _guarded_getaddrinfo(host, *args, **kwargs):
     # A name lookup for an outside host would itself send a DNS query.
-    if host is not None and not _is_loopback((host.decode() if isinstance(host, bytes) else host, 0)):
+    if host is not None and not _is_loopback(
+        (host.decode() if isinstance(host, bytes) else host, 0)
+    ):
         raise NonLoopbackConnection(f"test tried to resolve non-loopback host {host!r}")
     return _real_getaddrinfo(host, *args, **kwargs)
 
