@@ -1,0 +1,510 @@
+"""``spendgraph.toml``: endpoints, prices, tiers, routing and ledger settings.
+
+Where the file comes from: ``--config FILE`` (the ``explicit`` argument), else
+the file named by ``SPENDGRAPH_CONFIG``, else ``./spendgraph.toml``, else none
+(the CLI then falls back to the embedded model). See :func:`find_config_path`.
+
+Every model is frozen, forbids unknown keys and is strict about types (a
+quoted ``"5"`` is not a number, ``true`` is not ``1``): a typo in a config
+file should fail loudly, not be coerced. Loading maps every TOML or pydantic
+failure to one :class:`~spendgraph.providers.errors.ConfigError` that names the
+file, the key path or line, and what was expected (see :mod:`.config_errors`).
+
+Prices (:mod:`.config_prices`) are ``Decimal`` USD per million tokens. TOML
+floats are parsed straight into ``Decimal`` so ``0.05`` is exactly 0.05, never
+0.05000000000000000277. A missing price is *unknown* (cost ``None``), never 0.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+from urllib.parse import urlsplit
+
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from spendgraph.providers.config_errors import (
+    InvalidConfig,
+    Problem,
+    did_you_mean,
+    endpoint_key,
+    problems_from_validation_error,
+    show,
+    toml_key,
+    toml_problem,
+    unknown_key_message,
+)
+from spendgraph.providers.config_prices import ConfigModel, NonEmptyStr, PriceConfig
+from spendgraph.providers.errors import ConfigError
+from spendgraph.providers.usage import Price
+
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_CONFIG_NAME",
+    "ENGINES",
+    "EXAMPLE_CONFIG_NAME",
+    "HARDWARE",
+    "NO_API_KEY",
+    "TOKENIZER_ENCODINGS",
+    "ConfigModel",
+    "EndpointConfig",
+    "LedgerConfig",
+    "Policy",
+    "PriceConfig",
+    "RoutingConfig",
+    "SpendgraphConfig",
+    "TierConfig",
+    "Tokenizer",
+    "example_config_path",
+    "expand_env",
+    "find_config_path",
+    "load_config",
+    "parse_config",
+]
+
+CONFIG_ENV = "SPENDGRAPH_CONFIG"
+DEFAULT_CONFIG_NAME = "spendgraph.toml"
+EXAMPLE_CONFIG_NAME = "example_config.toml"
+# The openai client refuses an empty api_key; servers without auth ignore it.
+NO_API_KEY = "not-needed"
+
+# tiktoken encodings that spendgraph.providers.tokens can load offline.
+Tokenizer = Literal["o200k_base", "o200k_harmony", "cl100k_base"]
+TOKENIZER_ENCODINGS: tuple[str, ...] = get_args(Tokenizer)
+# Canonical spellings; input is matched case-insensitively. "other" is the
+# escape hatch for hardware not listed here (it still validates, so a typo
+# such as "B20" is caught instead of silently becoming a new kind).
+HARDWARE = (
+    *("B200", "B300", "GB200", "GB300", "H100", "H200", "H20", "GH200"),
+    *("A100", "A10G", "L40S", "L4", "MI300X", "MI325X", "MI355X", "cpu", "other"),
+)
+ENGINES = ("vllm", "sglang", "trtllm", "dynamo", "nim", "llamacpp", "hosted", "sim", "other")
+_ENGINE_ALIASES = {
+    "tensorrt-llm": "trtllm",
+    "tensorrt_llm": "trtllm",
+    "trt-llm": "trtllm",
+    "llama.cpp": "llamacpp",
+    "llama-cpp": "llamacpp",
+}
+_HARDWARE_BY_LOWER = {name.lower(): name for name in HARDWARE}
+_PRECISION = re.compile(r"[a-z0-9][a-z0-9_.-]*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENV_REFERENCE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\}")
+
+Policy = Literal["cheapest", "fastest", "cheapest_within_slo"]
+
+
+def _env(info: ValidationInfo) -> Mapping[str, str]:
+    """The environment a loader passed in the validation context (else the process's)."""
+    context = info.context or {}
+    return context.get("env", os.environ)
+
+
+def expand_env(text: str, env: Mapping[str, str] = os.environ) -> str:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` (default when VAR is unset or empty).
+
+    Raises ``ValueError`` naming the variable when one without a default is
+    unset, or when a ``${`` is not a well-formed reference. A ``$`` not
+    followed by ``{`` is kept as is.
+    """
+    missing: list[str] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        value = env.get(match["name"])
+        if match["default"] is not None and not value:
+            return match["default"]
+        if value is None:
+            missing.append(match["name"])
+            return ""
+        return value
+
+    expanded = _ENV_REFERENCE.sub(substitute, text)
+    if "${" in _ENV_REFERENCE.sub("", text):
+        raise ValueError("malformed ${...} reference; expected ${NAME} or ${NAME:-default}")
+    if missing:
+        name = missing[0]
+        raise ValueError(
+            f"environment variable {name} is not set; set it, or give a default: ${{{name}:-...}}"
+        )
+    return expanded
+
+
+# -- endpoints ----------------------------------------------------------------
+
+
+class EndpointConfig(ConfigModel):
+    """One OpenAI-compatible endpoint: where it is, what it serves, what it costs."""
+
+    name: str
+    base_url: str
+    model: NonEmptyStr
+    serves: list[NonEmptyStr] = Field(default_factory=list)
+    pool: str = ""
+    api_key_env: str | None = None
+    hardware: str = ""
+    precision: str = ""
+    engine: str = ""
+    price: PriceConfig | None = None
+    max_concurrency: Annotated[int, Field(ge=1)] | None = None
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    tokenizer: Tokenizer = "o200k_base"
+    tokenize_api: Literal["none", "vllm", "llamacpp"] = "none"
+    tags: list[NonEmptyStr] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_pool(cls, data: Any) -> Any:
+        # A lone endpoint is a pool of one; replicas opt into a shared pool.
+        if isinstance(data, dict) and data.get("pool") in (None, "") and "name" in data:
+            data = {**data, "pool": data["name"]}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not value or any(char.isspace() for char in value):
+            raise ValueError(f"expected a non-empty name without spaces, got {show(value)}")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str, info: ValidationInfo) -> str:
+        url = expand_env(value, _env(info))
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+            parts.port  # noqa: B018 -- raises ValueError for a non-numeric port
+        except ValueError:
+            valid = False
+        if not valid:
+            origin = f" (from {show(value)})" if url != value else ""
+            raise ValueError(f"expected an http:// or https:// URL, got {show(url)}{origin}")
+        return url
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _check_api_key_env(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Never echo the value: a pasted key here is exactly what we must not print.
+        if value is None:
+            return None
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError(
+                "expected the NAME of an environment variable (letters, digits, _), "
+                "not the key itself"
+            )
+        # Only a loader checks the environment; code that builds an
+        # EndpointConfig by hand learns about a missing key from api_key().
+        if info.context and "env" in info.context and not info.context["env"].get(value):
+            raise ValueError(
+                f"environment variable {value} is not set (it should hold the API key)"
+            )
+        return value
+
+    @field_validator("hardware")
+    @classmethod
+    def _normalise_hardware(cls, value: str) -> str:
+        if not value:
+            return ""
+        canonical = _HARDWARE_BY_LOWER.get(value.strip().lower())
+        if canonical is None:
+            raise ValueError(
+                f"expected one of {', '.join(HARDWARE)} (any case), "
+                f"got {show(value)}{did_you_mean(value.upper(), HARDWARE)}"
+            )
+        return canonical
+
+    @field_validator("precision")
+    @classmethod
+    def _normalise_precision(cls, value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered and not _PRECISION.fullmatch(lowered):
+            raise ValueError(
+                f"expected a precision name such as nvfp4, fp8, bf16 or q4_k_m, got {show(value)}"
+            )
+        return lowered
+
+    @field_validator("engine")
+    @classmethod
+    def _normalise_engine(cls, value: str) -> str:
+        lowered = value.strip().lower()
+        lowered = _ENGINE_ALIASES.get(lowered, lowered)
+        if lowered and lowered not in ENGINES:
+            raise ValueError(
+                f"expected one of {', '.join(ENGINES)}, got {show(value)}"
+                f"{did_you_mean(lowered, ENGINES)}"
+            )
+        return lowered
+
+    def api_key(self, env: Mapping[str, str] = os.environ) -> str:
+        """The API key from the variable named by ``api_key_env``, or ``"not-needed"``."""
+        if self.api_key_env is None:
+            return NO_API_KEY
+        key = env.get(self.api_key_env)
+        if not key:
+            raise ConfigError(
+                f"environment variable {self.api_key_env} is not set (it should hold the API key)",
+                key=f"endpoints ({self.name}).api_key_env",
+            )
+        return key
+
+    def names(self) -> frozenset[str]:
+        """Every model or tier name this endpoint answers to: its model plus ``serves``."""
+        return frozenset((self.model, *self.serves))
+
+    def resolved_price(self) -> Price:
+        """The endpoint's :class:`Price`; :meth:`Price.unknown` when it has none."""
+        return self.price.to_price() if self.price is not None else Price.unknown()
+
+
+# -- tiers, routing, ledger ---------------------------------------------------
+
+
+class TierConfig(ConfigModel):
+    """How requests for one tier (or model name) are routed."""
+
+    policy: Policy | None = None
+    latency_target_ms: Annotated[float, Field(gt=0)] | None = None
+    fallbacks: list[NonEmptyStr] = Field(default_factory=list)
+    prefix_affinity: bool = False
+    prefix_tokens: Annotated[int, Field(ge=1)] = 1024
+
+
+class RoutingConfig(ConfigModel):
+    """Defaults for every tier, retries, backoff, cooldown and concurrency overflow."""
+
+    policy: Policy = "cheapest"
+    max_retries: Annotated[int, Field(ge=0)] = 2
+    backoff_initial_s: Annotated[float, Field(ge=0)] = 0.2
+    backoff_max_s: Annotated[float, Field(ge=0)] = 5.0
+    backoff_jitter: Annotated[float, Field(ge=0, le=1)] = 0.5
+    cooldown_after_failures: Annotated[int, Field(ge=1)] = 3
+    cooldown_s: Annotated[float, Field(ge=0)] = 30.0
+    on_limit: Literal["overflow", "wait"] = "overflow"
+    ewma_alpha: Annotated[float, Field(gt=0, le=1)] = 0.3
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> RoutingConfig:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(
+                f"backoff_max_s ({self.backoff_max_s}) must be >= "
+                f"backoff_initial_s ({self.backoff_initial_s})"
+            )
+        return self
+
+
+class LedgerConfig(ConfigModel):
+    """Where spend is recorded. No ``url``: ``$SPENDGRAPH_LEDGER``, else ``./spendgraph.db``."""
+
+    url: NonEmptyStr | None = None
+    store_text: bool = False
+
+
+# -- the whole file -----------------------------------------------------------
+
+
+class SpendgraphConfig(ConfigModel):
+    """A whole ``spendgraph.toml``."""
+
+    endpoints: Annotated[list[EndpointConfig], Field(min_length=1)]
+    tiers: dict[str, TierConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = RoutingConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    source: str = "<memory>"
+
+    _serving: dict[str, tuple[EndpointConfig, ...]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # The router asks "who serves X?" on every request: index it once.
+        index: dict[str, list[EndpointConfig]] = {}
+        for endpoint in self.endpoints:
+            for name in endpoint.names():
+                index.setdefault(name, []).append(endpoint)
+        self._serving = {name: tuple(found) for name, found in index.items()}
+
+    @model_validator(mode="after")
+    def _check_references(self) -> SpendgraphConfig:
+        # Raised as InvalidConfig, not ValueError, so each problem keeps its own key.
+        problems = [*_duplicate_names(self.endpoints), *_tier_problems(self.tiers, self._serving)]
+        if problems:
+            raise InvalidConfig(problems, source=self.source)
+        return self
+
+    def endpoint(self, name: str) -> EndpointConfig:
+        """The endpoint called ``name``; ``ConfigError`` if there is none."""
+        for endpoint in self.endpoints:
+            if endpoint.name == name:
+                return endpoint
+        names = [endpoint.name for endpoint in self.endpoints]
+        raise ConfigError(
+            f"no endpoint named {name!r}{did_you_mean(name, names)}", source=self.source
+        )
+
+    def endpoints_for(self, model_or_tier: str) -> list[EndpointConfig]:
+        """Endpoints that serve a model or tier, in config order; ``[]`` when none does."""
+        return list(self._serving.get(model_or_tier, ()))
+
+    def served_names(self) -> frozenset[str]:
+        """Every model and tier name some endpoint serves."""
+        return frozenset(self._serving)
+
+    def tier(self, model_or_tier: str) -> TierConfig:
+        """The tier's settings, or ``TierConfig()`` defaults when it has no ``[tiers]`` table."""
+        configured = self.tiers.get(model_or_tier)
+        return configured if configured is not None else TierConfig()
+
+    def policy_for(self, model_or_tier: str) -> Policy:
+        """The tier's policy, else the ``[routing]`` default."""
+        return self.tier(model_or_tier).policy or self.routing.policy
+
+
+def _duplicate_names(endpoints: list[EndpointConfig]) -> list[Problem]:
+    first_index: dict[str, int] = {}
+    problems = []
+    for index, endpoint in enumerate(endpoints):
+        if endpoint.name in first_index:
+            problems.append(
+                Problem(
+                    f"{endpoint_key(index, endpoint.name)}.name",
+                    f"duplicate endpoint name {endpoint.name!r}, already used by "
+                    f"endpoints[{first_index[endpoint.name]}]; names must be unique",
+                )
+            )
+        else:
+            first_index[endpoint.name] = index
+    return problems
+
+
+def _tier_problems(tiers: Mapping[str, TierConfig], served: Mapping[str, Any]) -> list[Problem]:
+    known = sorted(served)
+    problems = []
+    for tier_name, tier in tiers.items():
+        key = f"tiers.{toml_key(tier_name)}"
+        if tier_name not in served:
+            problems.append(
+                Problem(
+                    key,
+                    f"no endpoint serves {tier_name!r}{did_you_mean(tier_name, known)}; add it "
+                    f"to an endpoint's serves list (served: {', '.join(known)})",
+                )
+            )
+        for index, fallback in enumerate(tier.fallbacks):
+            where = f"{key}.fallbacks[{index}]"
+            if fallback == tier_name:
+                problems.append(Problem(where, "a tier cannot fall back to itself"))
+            elif fallback not in served:
+                problems.append(
+                    Problem(
+                        where,
+                        f"expected a tier or model some endpoint serves, got {fallback!r}"
+                        f"{did_you_mean(fallback, known)} (served: {', '.join(known)})",
+                    )
+                )
+    return problems
+
+
+# -- finding and loading ------------------------------------------------------
+
+
+def find_config_path(
+    explicit: str | Path | None = None,
+    *,
+    env: Mapping[str, str] = os.environ,
+    cwd: Path | None = None,
+) -> Path | None:
+    """The config file: ``explicit``, else ``$SPENDGRAPH_CONFIG``, else ``./spendgraph.toml``.
+
+    Returns ``None`` when none of them applies. A file that was asked for by
+    name (explicitly or through the variable) but does not exist is a
+    ``ConfigError`` naming it -- silently running without it would be worse.
+    """
+    base = Path.cwd() if cwd is None else Path(cwd)
+    if explicit is not None and str(explicit) != "":
+        return _named_file(explicit, base, "given explicitly (--config)")
+    if env.get(CONFIG_ENV):
+        return _named_file(env[CONFIG_ENV], base, f"named by {CONFIG_ENV}")
+    default = base / DEFAULT_CONFIG_NAME
+    return default if default.is_file() else None
+
+
+def _named_file(path: str | Path, base: Path, how: str) -> Path:
+    resolved = base / Path(path).expanduser()  # an absolute path stays as is
+    if resolved.is_dir():
+        raise ConfigError(f"is a directory, expected a TOML file ({how})", source=str(resolved))
+    if not resolved.is_file():
+        raise ConfigError(f"config file does not exist ({how})", source=str(resolved))
+    return resolved
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] = os.environ,
+    cwd: Path | None = None,
+) -> SpendgraphConfig | None:
+    """Find (see :func:`find_config_path`), read and validate the config; ``None`` if none."""
+    found = find_config_path(path, env=env, cwd=cwd)
+    if found is None:
+        return None
+    try:
+        text = found.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (bad byte at offset {exc.start}); TOML files must be UTF-8",
+            source=str(found),
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror}", source=str(found)) from exc
+    return parse_config(text, source=str(found), env=env)
+
+
+def parse_config(
+    text: str, *, source: str = "<string>", env: Mapping[str, str] = os.environ
+) -> SpendgraphConfig:
+    """Validate TOML text; raise one :class:`InvalidConfig` (a ConfigError) naming every problem.
+
+    ``env`` expands ``${VAR}`` in ``base_url`` and must hold every
+    ``api_key_env`` variable.
+    """
+    try:
+        raw = tomllib.loads(text, parse_float=Decimal)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidConfig([toml_problem(exc)], source=source) from exc
+
+    problems: list[Problem] = []
+    if "source" in raw:  # set by the loader, not by the file
+        problems.append(
+            Problem("source", unknown_key_message("source", SpendgraphConfig, {"source"}))
+        )
+        raw = {key: value for key, value in raw.items() if key != "source"}
+    cause: Exception | None = None
+    try:
+        config = SpendgraphConfig.model_validate({**raw, "source": source}, context={"env": env})
+    except ValidationError as exc:
+        cause = exc
+        problems += problems_from_validation_error(
+            exc, raw, SpendgraphConfig, hidden_keys={"source"}
+        )
+    except InvalidConfig as exc:
+        cause = exc
+        problems += exc.problems
+    if problems:
+        raise InvalidConfig(problems, source=source) from cause
+    return config
+
+
+def example_config_path() -> Path:
+    """The example config shipped inside the package (a copyable starting point)."""
+    return Path(str(resources.files("spendgraph.providers").joinpath(EXAMPLE_CONFIG_NAME)))
