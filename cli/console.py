@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 
 @dataclass
@@ -27,4 +28,4 @@ class Output:
         sys.stdout.flush()
 
     def error(self, message: str) -> None:
-        self.errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+        self.errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False)

@@ -26,3 +26,7 @@ def main() -> None:
     except SpendgraphError as exc:
         Output().error(str(exc))
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

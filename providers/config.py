@@ -290,6 +290,9 @@ class RoutingConfig(ConfigModel):
     backoff_initial_s: Annotated[float, Field(ge=0)] = 0.2
     backoff_max_s: Annotated[float, Field(ge=0)] = 5.0
     backoff_jitter: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # A server's Retry-After is honoured up to this long; asking for longer sends
+    # the request to the next endpoint instead of stalling it.
+    retry_after_max_s: Annotated[float, Field(ge=0)] = 30.0
     cooldown_after_failures: Annotated[int, Field(ge=1)] = 3
     cooldown_s: Annotated[float, Field(ge=0)] = 30.0
     on_limit: Literal["overflow", "wait"] = "overflow"

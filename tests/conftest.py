@@ -59,3 +59,12 @@ def _loopback_only():
     socket.getaddrinfo = _real_getaddrinfo
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
     socket.socket.connect_ex = _real_connect_ex  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="module")
+def sim():
+    """The fleet simulator with its shipped fleet at time scale 0, shared by a test module."""
+    from spendgraph.providers.local.sim.server import run_simulator
+
+    with run_simulator(time_scale=0.0, seed=0) as running:
+        yield running

@@ -1,0 +1,197 @@
+"""One HTTP attempt, accounted: budget hold, timings, usage, cost, one ledger row.
+
+Whatever happens -- success, an error, a cut stream, the caller cancelling, the
+budget refusing -- :meth:`Attempt.finish` runs exactly once from a ``finally``
+and writes the row. The row is enqueued synchronously before anything is
+awaited, so a cancellation cannot lose it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from spendgraph.providers.budget import Reservation
+from spendgraph.providers.chat import ChatRequest
+from spendgraph.providers.context import QueryScope
+from spendgraph.providers.endpoint import Endpoint
+from spendgraph.providers.errors import BudgetExceeded, EndpointError, StreamCut
+from spendgraph.providers.ledger import Ledger
+from spendgraph.providers.ledger.records import CallRecord, CallStatus
+from spendgraph.providers.usage import Usage, UsageSource, cost_of
+
+# Output bound reserved against a budget when a request sets no max_tokens; it
+# is also sent as max_tokens so the bound really holds.
+BUDGET_DEFAULT_MAX_TOKENS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class CallSite:
+    """Who makes a logical call: its query, agent path and node, and its request id."""
+
+    scope: QueryScope | None
+    agent_path: str
+    node: str
+    request_id: str
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What an attempt ended with; filled in by the code running the HTTP call."""
+
+    status: CallStatus = CallStatus.CANCELLED
+    usage: Usage | None = None  # as reported by the server
+    error: BaseException | None = None
+    generated_text: str = ""
+    ttft_at: float | None = None  # perf_counter of the first token (streams)
+    completion_text: str | None = None
+
+
+class Attempt:
+    """Accounting for one HTTP attempt at one endpoint."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        request: ChatRequest,
+        site: CallSite,
+        *,
+        number: int,
+        ledger: Ledger,
+        stream: bool,
+        prompt_estimate: int,
+    ):
+        self.endpoint = endpoint
+        self.request = request
+        self.site = site
+        self.number = number
+        self.stream = stream
+        self._ledger = ledger
+        self._hold: Reservation | None = None
+        self._started_wall = datetime.now(UTC)
+        self._started = time.perf_counter()
+        self.prompt_estimate = prompt_estimate
+        self.max_tokens = request.max_tokens
+
+    def reserve(self) -> None:
+        """Hold this call's upper bound against the query budget, or record a denial and raise."""
+        budget = self.site.scope.budget if self.site.scope else None
+        if budget is None or budget.limits.unlimited:
+            return
+        if self.max_tokens is None:
+            self.max_tokens = BUDGET_DEFAULT_MAX_TOKENS
+        bound = Usage(input_uncached=self.prompt_estimate, output=self.max_tokens)
+        try:
+            self._hold = budget.reserve(
+                usd=cost_of(bound, self.endpoint.price), tokens=bound.total_tokens
+            )
+        except BudgetExceeded as exc:
+            record = self._record(CallStatus.BUDGET_DENIED, Usage(), None, error=exc)
+            self.site.scope.add(record)
+            self._write(record)
+            raise
+
+    def body(self) -> dict[str, Any]:
+        return self.request.body(
+            self.endpoint.config.model, max_tokens=self.max_tokens, stream=self.stream
+        )
+
+    async def finish(self, outcome: Outcome) -> CallRecord:
+        """Settle the budget and write the row. Safe to call while being cancelled."""
+        usage = outcome.usage
+        if usage is None:
+            usage = await self._count_usage(outcome)
+        record = self._record(
+            outcome.status,
+            usage,
+            outcome.ttft_at,
+            error=outcome.error,
+            completion_text=outcome.completion_text,
+        )
+        budget = self.site.scope.budget if self.site.scope else None
+        if budget is not None and self._hold is not None:
+            budget.settle(self._hold, usd=record.cost_usd, tokens=usage.total_tokens)
+        if self.site.scope is not None:
+            self.site.scope.add(record)
+        future = self._write(record)
+        await asyncio.shield(asyncio.wrap_future(future))
+        return record
+
+    async def _count_usage(self, outcome: Outcome) -> Usage:
+        """Usage when the server sent none: the prompt plus what arrived, counted."""
+        if outcome.status is CallStatus.ERROR and not isinstance(outcome.error, StreamCut):
+            # Refused or unanswered (HTTP error, timeout, connection): nothing was
+            # delivered, so nothing is charged.
+            return Usage(source=UsageSource.ESTIMATED)
+        prompt = output = None
+        if outcome.status is not CallStatus.CANCELLED:  # no network while being cancelled
+            prompt = await self.endpoint.count_prompt(self.request.messages, self.request.tools)
+            if prompt is not None:
+                output = await self.endpoint.count_output(outcome.generated_text)
+        if prompt is not None and output is not None:
+            return Usage(input_uncached=prompt, output=output, source=UsageSource.COUNTED)
+        return Usage(
+            input_uncached=self.prompt_estimate,
+            output=self.endpoint.estimate_text(outcome.generated_text),
+            source=UsageSource.ESTIMATED,
+        )
+
+    def _record(
+        self,
+        status: CallStatus,
+        usage: Usage,
+        ttft_at: float | None,
+        *,
+        error: BaseException | None = None,
+        completion_text: str | None = None,
+    ) -> CallRecord:
+        now = time.perf_counter()
+        scope = self.site.scope
+        store_text = scope is not None and scope.store_text
+        http_status = error.status_code if isinstance(error, EndpointError) else None
+        return CallRecord(
+            endpoint=self.endpoint.info,
+            status=status,
+            usage=usage,
+            cost_usd=Decimal(0)
+            if status is CallStatus.BUDGET_DENIED
+            else cost_of(usage, self.endpoint.price),
+            price_version=self.endpoint.price.version,
+            query_id=scope.id if scope else None,
+            agent_path=self.site.agent_path,
+            node=self.site.node,
+            request_id=self.site.request_id,
+            attempt=self.number,
+            stream=self.stream,
+            started_at=self._started_wall,
+            ttft_ms=None if ttft_at is None else (ttft_at - self._started) * 1000,
+            latency_ms=(now - self._started) * 1000,
+            error_kind=_error_kind(error),
+            http_status=http_status,
+            prompt_text=_prompt_text(self.request.messages) if store_text else None,
+            completion_text=completion_text if store_text else None,
+        )
+
+    def _write(self, record: CallRecord):
+        return self._ledger.submit_call(record)
+
+
+def _error_kind(error: BaseException | None) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, BudgetExceeded):
+        return "budget"
+    if isinstance(error, EndpointError):
+        return error.kind
+    if isinstance(error, asyncio.CancelledError | GeneratorExit):
+        return "cancelled"
+    return type(error).__name__
+
+
+def _prompt_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    return "\n".join(f"{m.get('role')}: {m.get('content') or ''}" for m in messages)

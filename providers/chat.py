@@ -1,0 +1,80 @@
+"""The request and result types of the provider layer's one entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from openai.types.chat import ChatCompletion, ChatCompletionMessage
+
+from spendgraph.providers.ledger.records import CallRecord
+from spendgraph.providers.usage import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat completion as an agent asks for it: ``model`` is a model name or a tier."""
+
+    messages: Sequence[Mapping[str, Any]]
+    model: str = "default"
+    tools: Sequence[Mapping[str, Any]] | None = None
+    tool_choice: str | Mapping[str, Any] | None = None
+    response_format: Mapping[str, Any] | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    latency_target_ms: float | None = None  # overrides the tier's target for this call
+    extra_headers: Mapping[str, str] = field(default_factory=dict)
+
+    def body(self, model: str, *, max_tokens: int | None, stream: bool) -> dict[str, Any]:
+        """Keyword arguments for ``chat.completions.create`` against one endpoint."""
+        params: dict[str, Any] = {"model": model, "messages": list(self.messages)}
+        optional = {
+            "tools": list(self.tools) if self.tools else None,
+            "tool_choice": self.tool_choice if self.tools else None,
+            "response_format": self.response_format,
+            "max_tokens": max_tokens,
+            "temperature": self.temperature,
+        }
+        params.update({key: value for key, value in optional.items() if value is not None})
+        if stream:
+            params["stream"] = True
+            params["stream_options"] = {"include_usage": True}
+        if self.extra_headers:
+            params["extra_headers"] = dict(self.extra_headers)
+        return params
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    """A finished call: the response, and the ledger record of every attempt it took."""
+
+    response: ChatCompletion
+    attempts: tuple[CallRecord, ...]
+
+    @property
+    def call(self) -> CallRecord:
+        """The record of the attempt that succeeded."""
+        return self.attempts[-1]
+
+    @property
+    def message(self) -> ChatCompletionMessage:
+        return self.response.choices[0].message
+
+    @property
+    def content(self) -> str:
+        return self.message.content or ""
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.response.choices[0].finish_reason
+
+    @property
+    def usage(self) -> Usage:
+        return self.call.usage
+
+    @property
+    def cost_usd(self) -> Decimal | None:
+        """Cost of the successful attempt (failed attempts have their own rows)."""
+        return self.call.cost_usd

@@ -1,0 +1,115 @@
+"""Which query and which agent a model call belongs to, carried in contextvars.
+
+A query scope sets the current :class:`QueryScope`; ``agent_scope("coder")``
+pushes a name onto the agent path (``supervisor/coder``). Every call made inside
+is attributed without the agent code passing ids around. asyncio copies the
+context into each task, so parallel branches each keep their own agent path
+while sharing the query's budget and running totals.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+
+from spendgraph.providers.budget import Budget
+from spendgraph.providers.ledger.records import CallRecord, CallStatus, QueryStatus
+from spendgraph.providers.usage import CostTotal
+
+
+@dataclass(frozen=True, slots=True)
+class SpendSummary:
+    """Running totals of one query's calls (every attempt, failed ones included)."""
+
+    calls: int = 0
+    failed_calls: int = 0
+    input_uncached: int = 0
+    input_cached: int = 0
+    output: int = 0
+    reasoning: int = 0
+    cost: CostTotal = field(default_factory=CostTotal)
+
+    @property
+    def tokens(self) -> int:
+        return self.input_uncached + self.input_cached + self.output
+
+    def plus(self, record: CallRecord) -> SpendSummary:
+        usage = record.usage
+        return SpendSummary(
+            calls=self.calls + 1,
+            failed_calls=self.failed_calls + (record.status is not CallStatus.OK),
+            input_uncached=self.input_uncached + usage.input_uncached,
+            input_cached=self.input_cached + usage.input_cached,
+            output=self.output + usage.output,
+            reasoning=self.reasoning + usage.reasoning,
+            cost=self.cost.add(record.cost_usd),
+        )
+
+
+class QueryScope:
+    """One end-user query while it runs: its id, budget, text policy and totals."""
+
+    def __init__(self, query_id: str, *, budget: Budget | None, store_text: bool, app: str = ""):
+        self.id = query_id
+        self.app = app
+        self.budget = budget
+        self.store_text = store_text
+        self.status: QueryStatus | None = None  # set to override the status on close
+        self._spend = SpendSummary()
+        self._lock = threading.Lock()
+
+    @property
+    def spend(self) -> SpendSummary:
+        """Totals of the calls recorded so far in this query."""
+        return self._spend
+
+    def add(self, record: CallRecord) -> None:
+        with self._lock:
+            self._spend = self._spend.plus(record)
+
+
+_query: ContextVar[QueryScope | None] = ContextVar("spendgraph_query", default=None)
+_agent_path: ContextVar[str] = ContextVar("spendgraph_agent_path", default="")
+_node: ContextVar[str] = ContextVar("spendgraph_node", default="")
+
+
+def current_query() -> QueryScope | None:
+    """The query the running code belongs to, if any."""
+    return _query.get()
+
+
+def current_agent_path() -> str:
+    return _agent_path.get()
+
+
+def current_node() -> str:
+    return _node.get()
+
+
+@contextmanager
+def query_context(scope: QueryScope) -> Iterator[QueryScope]:
+    """Make ``scope`` the current query (and reset the agent path) inside the block."""
+    query_token = _query.set(scope)
+    path_token = _agent_path.set("")
+    try:
+        yield scope
+    finally:
+        _agent_path.reset(path_token)
+        _query.reset(query_token)
+
+
+@contextmanager
+def agent_scope(name: str, *, node: str | None = None) -> Iterator[str]:
+    """Push ``name`` onto the agent path for calls made inside; yields the full path."""
+    parent = _agent_path.get()
+    path = f"{parent}/{name}" if parent else name
+    path_token = _agent_path.set(path)
+    node_token = _node.set(node if node is not None else name)
+    try:
+        yield path
+    finally:
+        _node.reset(node_token)
+        _agent_path.reset(path_token)

@@ -1,0 +1,181 @@
+"""Choosing an endpoint: policies, observed speed, concurrency limits, cooldown.
+
+The router orders the endpoints that serve a model or tier by the tier's policy
+(``cheapest``, ``fastest``, ``cheapest_within_slo``), appends the tier's
+fallbacks, and hands out concurrency slots. It learns from every attempt: an
+EWMA of time to first token and of latency, and a count of consecutive
+failures that puts an endpoint in cooldown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from spendgraph.providers.config import SpendgraphConfig, TierConfig
+from spendgraph.providers.endpoint import Endpoint
+from spendgraph.providers.errors import NoEndpointAvailable
+
+# Expected output length for ranking by cost when a request sets no max_tokens.
+DEFAULT_EXPECTED_OUTPUT = 256
+
+
+@dataclass(slots=True)
+class EndpointStats:
+    """What the router has observed of one endpoint in this process."""
+
+    ttft_ms: float | None = None
+    latency_ms: float | None = None
+    consecutive_failures: int = 0
+    cooldown_until: float = 0.0
+    in_flight: int = 0
+
+    def speed_ms(self) -> float:
+        """Best available latency estimate; unobserved endpoints look fast so they get tried."""
+        if self.ttft_ms is not None:
+            return self.ttft_ms
+        return self.latency_ms if self.latency_ms is not None else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRequest:
+    """What the router needs to know about a request to rank endpoints."""
+
+    model: str
+    prompt_tokens: int
+    max_tokens: int | None = None
+    latency_target_ms: float | None = None
+
+
+def _ewma(previous: float | None, sample: float, alpha: float) -> float:
+    return sample if previous is None else alpha * sample + (1 - alpha) * previous
+
+
+class Router:
+    """Orders candidate endpoints and manages their concurrency slots and health."""
+
+    def __init__(
+        self,
+        config: SpendgraphConfig,
+        endpoints: dict[str, Endpoint],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.config = config
+        self.endpoints = endpoints
+        self.stats = {name: EndpointStats() for name in endpoints}
+        self._clock = clock
+        # Replaced by a fresh Event at every release; waiters hold the old one.
+        self._slot_freed = asyncio.Event()
+
+    # -- ranking ---------------------------------------------------------
+
+    def plan(self, request: RouteRequest) -> list[Endpoint]:
+        """Candidates in the order to try them: the tier's own, then its fallbacks'."""
+        ordered: list[Endpoint] = []
+        seen: set[str] = set()
+        for name in self._tier_chain(request.model):
+            for endpoint in self._rank(name, request):
+                if endpoint.name not in seen:
+                    seen.add(endpoint.name)
+                    ordered.append(endpoint)
+        if not ordered:
+            raise NoEndpointAvailable(f"no configured endpoint serves {request.model!r}")
+        return ordered
+
+    def _tier_chain(self, model: str) -> list[str]:
+        chain, pending = [], [model]
+        while pending:
+            name = pending.pop(0)
+            if name not in chain:
+                chain.append(name)
+                pending.extend(self.config.tier(name).fallbacks)
+        return chain
+
+    def _rank(self, model: str, request: RouteRequest) -> list[Endpoint]:
+        serving = [self.endpoints[c.name] for c in self.config.endpoints_for(model)]
+        tier = self.config.tier(model)
+        policy = tier.policy or self.config.routing.policy
+        by_cost = sorted(serving, key=lambda e: self._cost_key(e, request))
+        if policy == "cheapest":
+            return by_cost
+        by_speed = sorted(serving, key=lambda e: self.stats[e.name].speed_ms())
+        if policy == "fastest":
+            return by_speed
+        target = self._latency_target(tier, request)
+        if target is None:
+            return by_cost
+        meets = [e for e in by_cost if self.stats[e.name].speed_ms() <= target]
+        return meets + [e for e in by_speed if e not in meets]
+
+    @staticmethod
+    def _latency_target(tier: TierConfig, request: RouteRequest) -> float | None:
+        if request.latency_target_ms is not None:
+            return request.latency_target_ms
+        return tier.latency_target_ms
+
+    @staticmethod
+    def _cost_key(endpoint: Endpoint, request: RouteRequest) -> tuple[int, Decimal]:
+        price = endpoint.price
+        if price.input_uncached is None or price.output is None:
+            return (1, Decimal(0))  # unknown price ranks after every known one
+        output = request.max_tokens or DEFAULT_EXPECTED_OUTPUT
+        return (0, price.input_uncached * request.prompt_tokens + price.output * output)
+
+    # -- health ----------------------------------------------------------
+
+    def cooling(self, endpoint: Endpoint) -> bool:
+        return self.stats[endpoint.name].cooldown_until > self._clock()
+
+    def record_success(self, endpoint: Endpoint, *, ttft_ms: float | None, latency_ms: float):
+        stats = self.stats[endpoint.name]
+        alpha = self.config.routing.ewma_alpha
+        if ttft_ms is not None:
+            stats.ttft_ms = _ewma(stats.ttft_ms, ttft_ms, alpha)
+        stats.latency_ms = _ewma(stats.latency_ms, latency_ms, alpha)
+        stats.consecutive_failures = 0
+
+    def record_failure(self, endpoint: Endpoint) -> None:
+        """Count a failed attempt; enough in a row start the endpoint's cooldown."""
+        stats = self.stats[endpoint.name]
+        stats.consecutive_failures += 1
+        routing = self.config.routing
+        if stats.consecutive_failures >= routing.cooldown_after_failures:
+            stats.cooldown_until = self._clock() + routing.cooldown_s
+            stats.consecutive_failures = 0
+
+    # -- concurrency -----------------------------------------------------
+
+    def _has_room(self, endpoint: Endpoint) -> bool:
+        limit = endpoint.config.max_concurrency
+        return limit is None or self.stats[endpoint.name].in_flight < limit
+
+    async def checkout(self, candidates: Sequence[Endpoint]) -> Endpoint:
+        """Take a slot on the first usable candidate, waiting while all are full.
+
+        With ``on_limit = "overflow"`` a full endpoint passes the request to the
+        next candidate; with ``"wait"`` the request waits for the first one.
+        """
+        while True:
+            usable = [e for e in candidates if not self.cooling(e)]
+            if not usable:
+                raise NoEndpointAvailable(
+                    "every candidate endpoint is cooling down after repeated failures: "
+                    + ", ".join(e.name for e in candidates)
+                )
+            if self.config.routing.on_limit == "wait":
+                usable = usable[:1]
+            chosen = next((e for e in usable if self._has_room(e)), None)
+            if chosen is not None:
+                self.stats[chosen.name].in_flight += 1
+                return chosen
+            await self._slot_freed.wait()
+
+    def release(self, endpoint: Endpoint) -> None:
+        """Give a slot back (synchronous, so it is safe in ``finally`` under cancellation)."""
+        self.stats[endpoint.name].in_flight -= 1
+        freed, self._slot_freed = self._slot_freed, asyncio.Event()
+        freed.set()

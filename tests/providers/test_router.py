@@ -1,0 +1,178 @@
+"""Routing through the real simulator: policies, retries, fallback, cooldown, concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from spendgraph.providers.chat import ChatRequest
+from spendgraph.providers.errors import BadRequest, NoEndpointAvailable
+from spendgraph.providers.ledger.records import CallStatus
+from spendgraph.providers.local.sim.server import run_simulator_async
+
+MESSAGES = [{"role": "user", "content": "Route me somewhere sensible."}]
+FAST_RETRY = """
+[routing]
+max_retries = 2
+backoff_initial_s = 0.01
+backoff_max_s = 0.05
+cooldown_after_failures = 3
+cooldown_s = 60
+"""
+
+
+def fault(spec: str) -> dict[str, str]:
+    """A per-request fault header, keyed uniquely so parallel tests never share counters."""
+    return {"x-sim-fault": f"{spec};key={uuid.uuid4().hex}"}
+
+
+def priced(name: str, replica: str, price_in: str, extra: str = "") -> str:
+    return f"""
+    [[endpoints]]
+    name = "{name}"
+    base_url = "{{sim}}/r/{replica}/v1"
+    model = "sim-large"
+    serves = ["default"]
+    price = {{ input = {price_in}, cached_input = 0.01, output = 0.2 }}
+    {extra}
+    """
+
+
+async def test_cheapest_policy_picks_the_cheapest_endpoint(make_layer):
+    layer = make_layer(
+        priced("dear", "h100-fp8-0", "0.5") + priced("cheap", "b200-nvfp4-0", "0.02")
+    )
+    result = await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=4))
+    assert result.call.endpoint.name == "cheap"
+
+
+async def test_retries_then_succeeds_with_one_row_per_attempt(make_layer, ledger):
+    layer = make_layer(FAST_RETRY + priced("only", "b200-nvfp4-0", "0.02"))
+    request = ChatRequest(
+        messages=MESSAGES, max_tokens=4, extra_headers=fault("status=503;times=2")
+    )
+    async with layer.query() as scope:
+        result = await layer.chat(request)
+    ledger.flush()
+    rows = sorted(ledger.calls_for_query(scope.id), key=lambda r: r.attempt)
+    assert [(r.attempt, r.status, r.http_status) for r in rows] == [
+        (1, CallStatus.ERROR, 503),
+        (2, CallStatus.ERROR, 503),
+        (3, CallStatus.OK, None),
+    ]
+    assert {r.request_id for r in rows} == {result.call.request_id}
+    assert [r.error_kind for r in rows] == ["server_error", "server_error", None]
+
+
+async def test_rate_limit_honours_retry_after(make_layer, ledger):
+    layer = make_layer(FAST_RETRY + priced("only", "b200-nvfp4-0", "0.02"))
+    request = ChatRequest(
+        messages=MESSAGES, max_tokens=4, extra_headers=fault("status=429;retry_after=0.3;times=1")
+    )
+    async with layer.query() as scope:
+        result = await layer.chat(request)
+    ledger.flush()
+    first, second = sorted(ledger.calls_for_query(scope.id), key=lambda r: r.attempt)
+    assert first.error_kind == "rate_limited" and first.http_status == 429
+    waited = (second.started_at - first.started_at).total_seconds()
+    assert waited >= 0.3  # the server's Retry-After, not our 10 ms backoff
+    assert result.call.status is CallStatus.OK
+
+
+async def test_falls_back_to_the_next_endpoint_and_cools_the_failing_one(make_layer, ledger):
+    layer = make_layer(
+        FAST_RETRY + priced("flaky", "b200-nvfp4-0", "0.02") + priced("steady", "h200-fp8-0", "0.1")
+    )
+    request = ChatRequest(
+        messages=MESSAGES, max_tokens=4, extra_headers=fault("status=500;times=3")
+    )
+    async with layer.query() as scope:
+        result = await layer.chat(request)
+        assert result.call.endpoint.name == "steady"
+        assert layer.router.cooling(layer.endpoints["flaky"])
+        # While flaky cools down, requests go straight to steady.
+        again = await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=4))
+        assert again.attempts[0].endpoint.name == "steady"
+    ledger.flush()
+    rows = ledger.calls_for_query(scope.id)
+    assert [r.endpoint.name for r in sorted(rows, key=lambda r: r.started_at)] == [
+        "flaky",
+        "flaky",
+        "flaky",
+        "steady",
+        "steady",
+    ]
+
+
+async def test_bad_request_surfaces_at_once_as_a_typed_error(make_layer, ledger):
+    layer = make_layer(
+        FAST_RETRY + priced("a", "b200-nvfp4-0", "0.02") + priced("b", "h200-fp8-0", "0.1")
+    )
+    async with layer.query() as scope:
+        with pytest.raises(BadRequest, match="400"):
+            await layer.chat(ChatRequest(messages=[{"content": "no role"}], max_tokens=4))
+    ledger.flush()
+    (row,) = ledger.calls_for_query(scope.id)
+    assert row.error_kind == "bad_request" and row.http_status == 400
+
+
+async def test_timeout_is_retried_and_recorded(make_layer, ledger):
+    layer = make_layer(
+        FAST_RETRY.replace("max_retries = 2", "max_retries = 0")
+        + priced("slow", "b200-nvfp4-0", "0.02", extra="timeout_s = 0.3")
+        + priced("ok", "h200-fp8-0", "0.1")
+    )
+    request = ChatRequest(messages=MESSAGES, max_tokens=4, extra_headers=fault("delay=5;times=1"))
+    async with layer.query() as scope:
+        result = await layer.chat(request)
+    ledger.flush()
+    rows = sorted(ledger.calls_for_query(scope.id), key=lambda r: r.started_at)
+    assert [(r.endpoint.name, r.error_kind) for r in rows] == [("slow", "timeout"), ("ok", None)]
+    assert result.call.endpoint.name == "ok"
+
+
+async def test_everything_failing_raises_no_endpoint_available(make_layer, ledger):
+    layer = make_layer(FAST_RETRY + priced("only", "b200-nvfp4-0", "0.02"))
+    with pytest.raises(NoEndpointAvailable, match="every endpoint"):
+        await layer.chat(
+            ChatRequest(messages=MESSAGES, max_tokens=4, extra_headers=fault("status=503"))
+        )
+
+
+@pytest.mark.parametrize("on_limit", ["overflow", "wait"])
+async def test_concurrency_limit(make_layer, ledger, on_limit):
+    limit = "max_concurrency = 2"
+    # Time scale 0.2 makes each call last long enough (tens of ms) to overlap.
+    async with run_simulator_async(time_scale=0.2) as slow:
+        await _run_concurrency_case(make_layer, on_limit, limit, slow.base_url)
+
+
+async def _run_concurrency_case(make_layer, on_limit, limit, url):
+    layer = make_layer(
+        f'[routing]\non_limit = "{on_limit}"\n'
+        + priced("small", "b200-nvfp4-0", "0.02", extra=limit)
+        + priced("big", "h200-fp8-0", "0.1"),
+        sim_url=url,
+    )
+    peak = 0
+
+    async def one():
+        nonlocal peak
+        result = await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=20))
+        peak = max(peak, layer.router.stats["small"].in_flight)
+        return result.call.endpoint.name
+
+    async def watch():
+        nonlocal peak
+        for _ in range(200):
+            peak = max(peak, layer.router.stats["small"].in_flight)
+            await asyncio.sleep(0.002)
+
+    names, _ = await asyncio.gather(asyncio.gather(*(one() for _ in range(6))), watch())
+    assert peak <= 2
+    if on_limit == "overflow":
+        assert "big" in names and names.count("small") >= 2
+    else:
+        assert names == ["small"] * 6
