@@ -19,6 +19,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from spendgraph.providers import errors
 from spendgraph.providers.config import EndpointConfig
 from spendgraph.providers.ledger.records import EndpointInfo
+from spendgraph.providers.local.embedded import prompt_text as chatml_prompt_text
 from spendgraph.providers.tokens import count_chat, count_text
 from spendgraph.providers.usage import Price
 
@@ -122,7 +123,11 @@ class Endpoint:
             answer = await self._post_extra("/tokenize", body)
             return int(answer["count"]) if answer and "count" in answer else None
         if api == "llamacpp":
-            text = "".join(str(m.get("content") or "") for m in messages)
+            # llama-cpp-python has no endpoint that applies the chat template, so
+            # render it here: ChatML as SmolLM2 (the embedded model) uses it.
+            # Exact for that model; for other ChatML models off by the default
+            # system prompt at most.
+            text = chatml_prompt_text(messages)
             answer = await self._post_extra("/extras/tokenize/count", {"input": text})
             return int(answer["count"]) if answer and "count" in answer else None
         return None
