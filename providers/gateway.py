@@ -14,10 +14,8 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
-
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from spendgraph.providers.attempt import Attempt, CallSite, Outcome
 from spendgraph.providers.budget import Budget, BudgetLimits
@@ -40,15 +38,11 @@ from spendgraph.providers.errors import (
 )
 from spendgraph.providers.ledger import Ledger
 from spendgraph.providers.ledger.records import CallRecord, CallStatus, QueryRecord, QueryStatus
-from spendgraph.providers.retry import BackoffWait, StopRetryingEndpoint
+from spendgraph.providers.retry import RetryPolicy
 from spendgraph.providers.router import Router, RouteRequest
 from spendgraph.providers.streaming import StreamAccumulator
 from spendgraph.providers.tokens import DEFAULT_ENCODING, count_chat
 from spendgraph.providers.usage import Usage
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, EndpointError) and exc.retryable
 
 
 class _PromptCounts:
@@ -72,6 +66,7 @@ class ProviderLayer:
         self.ledger = ledger
         self.endpoints = {c.name: Endpoint(c, env=env) for c in config.endpoints}
         self.router = Router(config, self.endpoints)
+        self.retries = RetryPolicy(config.routing)
 
     @classmethod
     def open(
@@ -166,16 +161,6 @@ class ProviderLayer:
             )
         )
 
-    def _retrying(self, endpoint: Endpoint) -> AsyncRetrying:
-        routing = self.config.routing
-        return AsyncRetrying(
-            stop=stop_after_attempt(1 + routing.max_retries)
-            | StopRetryingEndpoint(self.router, endpoint, routing),
-            wait=BackoffWait(routing),
-            retry=retry_if_exception(_retryable),
-            reraise=True,
-        )
-
     async def chat(self, request: ChatRequest) -> ChatResult:
         """One chat completion, non-streamed: route, retry, fall back, account."""
         site, counts = self._site(), _PromptCounts(request)
@@ -185,12 +170,11 @@ class ProviderLayer:
         while candidates:
             endpoint = await self.router.checkout(candidates)
             try:
-                async for retry in self._retrying(endpoint):
-                    with retry:
-                        response = await self._complete_once(
-                            endpoint, request, site, counts, attempts
-                        )
-                        return ChatResult(response, tuple(attempts))
+                response = await self.retries.run(
+                    partial(self._complete_once, endpoint, request, site, counts, attempts),
+                    partial(self.router.cooling, endpoint),
+                )
+                return ChatResult(response, tuple(attempts))
             except EndpointError as exc:
                 if not exc.retryable:
                     raise
@@ -258,10 +242,10 @@ class ProviderLayer:
         while candidates:
             endpoint = await self.router.checkout(candidates)
             try:
-                opened = None
-                async for retry in self._retrying(endpoint):
-                    with retry:
-                        opened = await self._open_stream(endpoint, request, site, counts, attempts)
+                opened = await self.retries.run(
+                    partial(self._open_stream, endpoint, request, site, counts, attempts),
+                    partial(self.router.cooling, endpoint),
+                )
             except EndpointError as exc:
                 self.router.release(endpoint)
                 if not exc.retryable:

@@ -1,47 +1,57 @@
-"""Retry timing for tenacity: exponential backoff with jitter, honouring Retry-After."""
+"""Retrying one endpoint: exponential backoff with jitter, honouring Retry-After.
+
+A hand-written loop rather than tenacity: this runs on every model call, and
+building a tenacity ``AsyncRetrying`` per call measured ~70 us -- a third of
+the provider layer's whole per-call cost -- for a loop of a dozen lines.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import random
-
-from tenacity import RetryCallState
-from tenacity.stop import stop_base
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from spendgraph.providers.config import RoutingConfig
 from spendgraph.providers.errors import EndpointError
 
+T = TypeVar("T")
 
-class BackoffWait:
-    """Wait before the next attempt: the server's Retry-After if it sent one, else
-    ``initial * 2**n`` capped at ``max``, with up to ``jitter`` of it randomised."""
+
+class RetryPolicy:
+    """When and how long to wait before trying the same endpoint again."""
 
     def __init__(self, routing: RoutingConfig, *, rng: random.Random | None = None):
-        self._routing = routing
+        self.routing = routing
         self._rng = rng or random.Random()
 
-    def __call__(self, state: RetryCallState) -> float:
-        error = state.outcome.exception() if state.outcome else None
-        if isinstance(error, EndpointError) and error.retry_after is not None:
-            return min(error.retry_after, self._routing.retry_after_max_s)
-        routing = self._routing
-        base = min(
-            routing.backoff_initial_s * 2 ** (state.attempt_number - 1), routing.backoff_max_s
-        )
+    def delay(self, error: EndpointError, retry_number: int) -> float:
+        """The server's Retry-After if it sent one, else ``initial * 2**(n-1)``
+        capped at ``backoff_max_s``, with up to ``backoff_jitter`` of it randomised."""
+        routing = self.routing
+        if error.retry_after is not None:
+            return min(error.retry_after, routing.retry_after_max_s)
+        base = min(routing.backoff_initial_s * 2 ** (retry_number - 1), routing.backoff_max_s)
         return base * (1 - routing.backoff_jitter * self._rng.random())
 
+    def gives_up(self, error: EndpointError, retry_number: int, cooling: bool) -> bool:
+        """No retry for non-retryable errors, after ``max_retries``, once the endpoint
+        cools down, or when the server asks for a longer wait than ``retry_after_max_s``
+        (the next endpoint is better than stalling)."""
+        too_long = error.retry_after is not None and (
+            error.retry_after > self.routing.retry_after_max_s
+        )
+        exhausted = retry_number > self.routing.max_retries
+        return not error.retryable or exhausted or cooling or too_long
 
-class StopRetryingEndpoint(stop_base):
-    """Stop retrying an endpoint once it cools down, or when it asks for a longer
-    wait than ``retry_after_max_s`` (the next endpoint is better than stalling)."""
-
-    def __init__(self, router, endpoint, routing: RoutingConfig):
-        self._router = router
-        self._endpoint = endpoint
-        self._routing = routing
-
-    def __call__(self, state: RetryCallState) -> bool:
-        error = state.outcome.exception() if state.outcome else None
-        retry_after = error.retry_after if isinstance(error, EndpointError) else None
-        if retry_after is not None and retry_after > self._routing.retry_after_max_s:
-            return True
-        return self._router.cooling(self._endpoint)
+    async def run(self, attempt: Callable[[], Awaitable[T]], cooling: Callable[[], bool]) -> T:
+        """Await ``attempt()`` until it succeeds or :meth:`gives_up`; re-raise the last error."""
+        retry_number = 1
+        while True:
+            try:
+                return await attempt()
+            except EndpointError as error:
+                if self.gives_up(error, retry_number, cooling()):
+                    raise
+                await asyncio.sleep(self.delay(error, retry_number))
+                retry_number += 1

@@ -45,18 +45,27 @@ class Usage:
     @classmethod
     def from_openai(cls, usage: object) -> Usage:
         """Build from an ``openai`` ``CompletionUsage`` (or a dict of the same shape)."""
-        data = usage if isinstance(usage, dict) else usage.model_dump()  # type: ignore[attr-defined]
-        prompt = int(data.get("prompt_tokens") or 0)
-        prompt_details = data.get("prompt_tokens_details") or {}
-        cached = min(int(prompt_details.get("cached_tokens") or 0), prompt)
-        completion_details = data.get("completion_tokens_details") or {}
+        prompt = int(_field(usage, "prompt_tokens") or 0)
+        cached = _field(_field(usage, "prompt_tokens_details"), "cached_tokens") or 0
+        cached = min(int(cached), prompt)
+        reasoning = _field(_field(usage, "completion_tokens_details"), "reasoning_tokens") or 0
         return cls(
             input_uncached=prompt - cached,
             input_cached=cached,
-            output=int(data.get("completion_tokens") or 0),
-            reasoning=int(completion_details.get("reasoning_tokens") or 0),
+            output=int(_field(usage, "completion_tokens") or 0),
+            reasoning=int(reasoning),
             source=UsageSource.REPORTED,
         )
+
+
+def _field(value: object, name: str) -> object:
+    """``value.name`` or ``value[name]``; None when missing. Attribute access on the
+    SDK's objects avoids a per-call ``model_dump``."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return value.get(name)
+    return getattr(value, name, None)
 
 
 @dataclass(frozen=True, slots=True)
