@@ -10,6 +10,7 @@ import pytest
 from spendgraph.providers.chat import ChatRequest
 from spendgraph.providers.context import agent_scope
 from spendgraph.providers.ledger.records import CallStatus, QueryStatus
+from spendgraph.providers.local.sim.server import run_simulator_async
 from spendgraph.providers.tokens import count_chat, count_text
 from spendgraph.providers.usage import UsageSource
 
@@ -166,3 +167,42 @@ async def test_prompt_text_is_stored_only_when_the_query_opts_in(layer, ledger):
     (kept_row,) = calls(ledger, kept.id)
     assert private_row.prompt_text is None and private_row.completion_text is None
     assert "prefix caching" in kept_row.prompt_text and kept_row.completion_text
+
+
+@pytest.mark.parametrize(
+    ("mode", "tokenize_api", "source"),
+    [
+        ("cumulative", "none", UsageSource.REPORTED),
+        ("never", "vllm", UsageSource.COUNTED),
+        ("never", "none", UsageSource.ESTIMATED),
+    ],
+)
+async def test_streams_with_cumulative_or_missing_usage(
+    make_layer, ledger, tmp_path, mode, tokenize_api, source
+):
+    fleet = tmp_path / "fleet.toml"
+    fleet.write_text(
+        f'stream_usage = "{mode}"\n[models.sim-large]\n'
+        '[[replicas]]\nname = "b"\ncount = 1\nprofile = "B200-NVFP4"\n'
+    )
+    request = ChatRequest(messages=MESSAGES, max_tokens=30)
+    async with run_simulator_async(fleet) as odd:
+        layer = make_layer(
+            f"""
+            [[endpoints]]
+            name = "odd"
+            base_url = "{{sim}}/r/b-0/v1"
+            model = "sim-large"
+            serves = ["default"]
+            tokenize_api = "{tokenize_api}"
+            price = {{ input = 0.04, cached_input = 0.01, output = 0.16 }}
+            """,
+            sim_url=odd.base_url,
+        )
+        async with layer.query() as scope, layer.stream(request) as chunks:
+            text = "".join([c.choices[0].delta.content or "" async for c in chunks if c.choices])
+    (row,) = calls(ledger, scope.id)
+    assert row.usage.source is source
+    # Cumulative reports are not added up; counted/estimated match the server's own count.
+    assert row.usage.prompt_tokens == count_chat(MESSAGES)
+    assert row.usage.output == count_text(text)

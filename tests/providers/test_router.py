@@ -176,3 +176,60 @@ async def _run_concurrency_case(make_layer, on_limit, limit, url):
         assert "big" in names and names.count("small") >= 2
     else:
         assert names == ["small"] * 6
+
+
+def timed(name: str, replica: str, price_in: str, serves: str = '"voice"') -> str:
+    return f"""
+    [[endpoints]]
+    name = "{name}"
+    base_url = "{{sim}}/r/{replica}/v1"
+    model = "sim-large"
+    serves = [{serves}]
+    price = {{ input = {price_in}, cached_input = 0.01, output = 0.2 }}
+    """
+
+
+async def stream_once(layer, target_ms: float | None = None) -> str:
+    request = ChatRequest(
+        messages=MESSAGES, model="voice", max_tokens=3, latency_target_ms=target_ms
+    )
+    async with layer.stream(request) as chunks:
+        async for _ in chunks:
+            pass
+    return chunks.result.call.endpoint.name
+
+
+@pytest.mark.parametrize("policy", ["fastest", "cheapest_within_slo"])
+async def test_observed_ttft_steers_speed_aware_policies(make_layer, policy):
+    # At time scale 0.5 the H100 profile's first token takes ~75 ms and the
+    # B200 NVFP4 one's ~30 ms; the H100 is priced cheaper.
+    tier = f'[tiers.voice]\npolicy = "{policy}"\n'
+    async with run_simulator_async(time_scale=0.5) as slow:
+        layer = make_layer(
+            tier
+            + timed("hopper", "h100-fp8-0", "0.02")
+            + timed("blackwell", "b200-nvfp4-0", "0.05"),
+            sim_url=slow.base_url,
+        )
+        # Unobserved endpoints look fast, so under a target nobody meets each is
+        # tried once (cheapest first), and then both have been observed.
+        first, second = await stream_once(layer, 1), await stream_once(layer, 1)
+        assert {first, second} == {"hopper", "blackwell"}
+        hopper, blackwell = (layer.router.stats[n].ttft_ms for n in ("hopper", "blackwell"))
+        assert hopper > blackwell
+        # A target between the two: only blackwell meets it.
+        target = (hopper + blackwell) / 2
+        assert [await stream_once(layer, target) for _ in range(3)] == ["blackwell"] * 3
+
+
+async def test_within_slo_prefers_the_cheapest_endpoint_that_meets_the_target(make_layer):
+    tier = '[tiers.voice]\npolicy = "cheapest_within_slo"\nlatency_target_ms = 500\n'
+    async with run_simulator_async(time_scale=0.2) as slow:
+        layer = make_layer(
+            tier
+            + timed("hopper", "h100-fp8-0", "0.02")
+            + timed("blackwell", "b200-nvfp4-0", "0.05"),
+            sim_url=slow.base_url,
+        )
+        names = [await stream_once(layer) for _ in range(4)]
+    assert names == ["hopper"] * 4  # both meet 500 ms, so the cheaper one wins every time
