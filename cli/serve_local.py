@@ -39,12 +39,12 @@ def local(
         tail = server.log_tail()
     except (EmbeddedModelUnavailable, EmbeddedServerError) as exc:
         # Escaped: the install hint contains ".[local]", which rich reads as markup.
-        out.error(escape(str(exc)))
+        out.error(str(exc))
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
         return  # start() or the finally below has stopped the server
     finally:
         server.stop()
     if code != 0:
-        out.error(escape(f"the embedded model server exited with code {code}\n{tail}"))
+        out.error(f"the embedded model server exited with code {code}\n{tail}")
         raise typer.Exit(1)

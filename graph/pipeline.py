@@ -1,0 +1,79 @@
+"""``pipeline``: agents run in a fixed order, each seeing the outputs before it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+
+from spendgraph.agents.agent import Agent
+from spendgraph.graph.build import (
+    GraphOptions,
+    check_names,
+    compile_graph,
+    require_agents,
+)
+from spendgraph.graph.nodes import (
+    FINISH_NODE,
+    RunContext,
+    exhausted,
+    finish_node,
+    guarded,
+    output_of,
+    prompt,
+    take_turn,
+)
+from spendgraph.graph.state import GraphState
+
+BUILDER = "pipeline"
+
+
+def pipeline(
+    agents: Sequence[Agent],
+    *,
+    options: GraphOptions | None = None,
+    checkpointer: BaseCheckpointSaver | None = None,
+) -> CompiledStateGraph:
+    """A graph running ``agents`` one after another; the last one's output is the answer.
+
+    Each agent sees the thread's recent history and one user message with the
+    request and every earlier agent's output. A budget refusal ends the run
+    with the latest output as the answer. Raises :class:`GraphBuildError` for
+    an empty list, non-Agent items, or duplicate/reserved names.
+    """
+    options = options or GraphOptions()
+    options.check(BUILDER)
+    chain = require_agents(BUILDER, "agents", agents)
+    check_names(BUILDER, chain)
+    graph = StateGraph(GraphState, context_schema=RunContext)
+    for agent in chain:
+        graph.add_node(agent.name, guarded(agent, _stage(agent, options)))
+    graph.add_node(FINISH_NODE, finish_node())
+    graph.add_edge(START, chain[0].name)
+    followers = [agent.name for agent in chain[1:]] + [FINISH_NODE]
+    for agent, follower in zip(chain, followers, strict=True):
+        graph.add_conditional_edges(agent.name, _then(follower), sorted({follower, FINISH_NODE}))
+    graph.add_edge(FINISH_NODE, END)
+    return compile_graph(
+        graph, checkpointer, name=BUILDER, recursion_limit=options.recursion(len(chain) + 4)
+    )
+
+
+def _stage(agent: Agent, options: GraphOptions):
+    async def body(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        messages = prompt(state, history_limit=options.history_limit, work=state.get("outputs", []))
+        turn = await take_turn(runtime, agent, messages)
+        return {"outputs": [output_of(turn)], "steps": 1}
+
+    return body
+
+
+def _then(follower: str):
+    def route(state: GraphState) -> str:
+        return FINISH_NODE if exhausted(state) else follower
+
+    return route

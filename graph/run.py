@@ -1,0 +1,191 @@
+"""The one entry point: run a graph for one user input in a conversation thread, as ONE query.
+
+``stream_graph`` opens a ledger ``Query`` (``layer.query``), runs the graph in
+a task of its own (so the query's contextvars never leak into the caller),
+and yields events as they happen, ending with :class:`RunFinished`.
+``run_graph`` is the same run without the events. A budget refusal never
+escapes: the run ends with the best answer so far and the Query row's status
+is ``budget_exhausted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from langgraph.graph.state import CompiledStateGraph
+
+from spendgraph.graph.events import RunEvent, RunFinished, RunStarted
+from spendgraph.graph.nodes import RunContext
+from spendgraph.graph.state import BUDGET_EXHAUSTED, AgentOutput, query_input
+from spendgraph.providers.context import SpendSummary
+from spendgraph.providers.errors import BudgetExceeded
+from spendgraph.providers.gateway import ProviderLayer
+from spendgraph.providers.ledger.records import QueryStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How one run is recorded and bounded.
+
+    ``app``/``user`` label the Query row; ``budget_usd``/``budget_tokens`` are
+    the per-query budget; ``store_text`` opts in to storing prompt/completion
+    text (``None``: the ledger config's default); ``stream_tokens`` streams
+    model calls so token deltas are emitted; ``recursion_limit`` overrides the
+    graph's own.
+    """
+
+    app: str = ""
+    user: str = ""
+    budget_usd: Decimal | float | str | None = None
+    budget_tokens: int | None = None
+    store_text: bool | None = None
+    stream_tokens: bool = True
+    recursion_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """How a run ended: the answer, the Query's status, steps and spend, and the final state."""
+
+    answer: str
+    status: QueryStatus
+    query_id: str
+    thread_id: str
+    steps: int
+    spend: SpendSummary
+    outputs: tuple[AgentOutput, ...]
+    stop_reason: str = ""
+    state: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def draft(self) -> str | None:
+        """draft-and-verify: the fast agent's draft."""
+        return self.state.get("draft") or None
+
+    @property
+    def verdict(self) -> Mapping[str, Any] | None:
+        """draft-and-verify: the strong agent's verdict (``accepted``, ``problems``)."""
+        return self.state.get("verdict")
+
+
+_DONE = object()
+
+
+async def stream_graph(
+    graph: CompiledStateGraph,
+    layer: ProviderLayer,
+    text: str,
+    *,
+    thread_id: str | None = None,
+    options: RunOptions | None = None,
+) -> AsyncIterator[RunEvent]:
+    """Run ``graph`` for ``text`` in ``thread_id`` (a new thread if None), yielding events.
+
+    The last event is :class:`RunFinished`. Stopping the iteration early
+    cancels the run (its Query closes as ``cancelled``).
+    """
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    run = asyncio.create_task(
+        _run(graph, layer, text, thread_id or uuid.uuid4().hex, options or RunOptions(), queue)
+    )
+    try:
+        while (event := await queue.get()) is not _DONE:
+            yield event
+        await run  # re-raises what ended the run
+    finally:
+        if not run.done():
+            run.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await run
+
+
+async def run_graph(
+    graph: CompiledStateGraph,
+    layer: ProviderLayer,
+    text: str,
+    *,
+    thread_id: str | None = None,
+    options: RunOptions | None = None,
+) -> RunResult:
+    """Run ``graph`` for ``text`` as one ledger query and return how it ended."""
+    result = None
+    async for event in stream_graph(graph, layer, text, thread_id=thread_id, options=options):
+        if isinstance(event, RunFinished):
+            result = event.result
+    assert result is not None
+    return result
+
+
+async def thread_messages(graph: CompiledStateGraph, thread_id: str) -> list[dict[str, Any]]:
+    """The conversation history a checkpointed thread holds (empty for an unknown thread)."""
+    snapshot = await graph.aget_state({"configurable": {"thread_id": thread_id}})
+    return list(snapshot.values.get("messages") or [])
+
+
+async def _run(graph, layer, text, thread_id, options: RunOptions, queue) -> None:
+    try:
+        async with layer.query(
+            app=options.app,
+            thread_id=thread_id,
+            user=options.user,
+            budget_usd=options.budget_usd,
+            budget_tokens=options.budget_tokens,
+            store_text=options.store_text,
+        ) as scope:
+            queue.put_nowait(RunStarted(scope.id, thread_id))
+            state = await _drive(graph, layer, text, thread_id, options, scope.id, queue.put_nowait)
+            exhausted = state.get("status") == BUDGET_EXHAUSTED
+            status = QueryStatus.BUDGET_EXHAUSTED if exhausted else QueryStatus.OK
+            scope.status = status
+            spend = scope.spend
+        queue.put_nowait(RunFinished(_result(state, status, scope.id, thread_id, spend)))
+    finally:
+        queue.put_nowait(_DONE)
+
+
+async def _drive(graph, layer, text, thread_id, options, query_id, emit) -> dict[str, Any]:
+    """Stream the graph, forwarding custom events; returns the last state values seen."""
+    config: dict[str, Any] = {"configurable": {"thread_id": thread_id}}
+    if options.recursion_limit is not None:
+        config["recursion_limit"] = options.recursion_limit
+    context = RunContext(layer=layer, stream_tokens=options.stream_tokens)
+    state: dict[str, Any] = {}
+    try:
+        async for mode, chunk in graph.astream(
+            query_input(text, query_id),
+            config,
+            context=context,
+            stream_mode=["custom", "values"],
+        ):
+            if mode == "custom":
+                emit(chunk)
+            else:
+                state = chunk
+    except BudgetExceeded:
+        # Raised outside the agent nodes' guard (e.g. a custom node): the run
+        # still ends with what it has.
+        state = {**state, "status": BUDGET_EXHAUSTED, "stop_reason": "budget"}
+        if not state.get("answer"):
+            outputs = state.get("outputs") or []
+            state["answer"] = outputs[-1]["content"] if outputs else ""
+    return state
+
+
+def _result(state, status, query_id, thread_id, spend) -> RunResult:
+    return RunResult(
+        answer=state.get("answer") or "",
+        status=status,
+        query_id=query_id,
+        thread_id=thread_id,
+        steps=state.get("steps") or 0,
+        spend=spend,
+        outputs=tuple(AgentOutput.from_state(o) for o in state.get("outputs") or []),
+        stop_reason=state.get("stop_reason") or "",
+        state=state,
+    )
