@@ -94,6 +94,7 @@ class Attempt:
             record = self._record(CallStatus.BUDGET_DENIED, Usage(), None, error=exc)
             self.site.scope.add(record)
             self._write(record)
+            exc.record = record
             raise
 
     def body(self) -> dict[str, Any]:

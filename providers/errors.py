@@ -109,11 +109,16 @@ class NoEndpointAvailable(ProviderError):
 
 
 class BudgetExceeded(ProviderError):
-    """A call's reservation would push the query past its budget."""
+    """A call's reservation would push the query past its budget.
+
+    ``record`` is the ``budget_denied`` ledger record the provider layer wrote
+    for the refused call (None when raised by a bare :class:`Budget`).
+    """
 
     def __init__(self, message: str, *, query_id: str | None = None, limit: str | None = None):
         self.query_id = query_id
         self.limit = limit
+        self.record = None
         super().__init__(message)
 
 

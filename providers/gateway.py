@@ -17,6 +17,8 @@ from decimal import Decimal
 from functools import cache, partial
 from pathlib import Path
 
+import openai
+
 from spendgraph.providers.attempt import Attempt, CallSite, Outcome
 from spendgraph.providers.budget import Budget, BudgetLimits
 from spendgraph.providers.chat import ChatRequest, ChatResult
@@ -64,7 +66,11 @@ class ProviderLayer:
     ):
         self.config = config
         self.ledger = ledger
-        self.endpoints = {c.name: Endpoint(c, env=env) for c in config.endpoints}
+        # One connection pool for every endpoint: cheap to build, closed with the layer.
+        self._http = openai.DefaultAsyncHttpx2Client()
+        self.endpoints = {
+            c.name: Endpoint(c, env=env, http_client=self._http) for c in config.endpoints
+        }
         self.router = Router(config, self.endpoints)
         self.retries = RetryPolicy(config.routing)
 
@@ -90,6 +96,7 @@ class ProviderLayer:
         """Close HTTP clients and (by default) flush and close the ledger."""
         for endpoint in self.endpoints.values():
             await endpoint.aclose()
+        await self._http.aclose()
         if close_ledger:
             await self.ledger.aclose()
 
@@ -105,11 +112,13 @@ class ProviderLayer:
         budget_usd: Decimal | float | str | None = None,
         budget_tokens: int | None = None,
         store_text: bool | None = None,
+        input_text: str | None = None,
     ) -> AsyncIterator[QueryScope]:
         """Open a ledger ``Query``; calls inside are attributed to it and held to its budget.
 
         On exit the query is closed with status ok, error, cancelled or
-        budget_exhausted (or ``scope.status`` if the code set one).
+        budget_exhausted (or ``scope.status`` if the code set one). ``input_text``
+        (the user's input) is stored on the Query row only when text is kept.
         """
         limits = BudgetLimits(
             usd=None if budget_usd is None else Decimal(str(budget_usd)), tokens=budget_tokens

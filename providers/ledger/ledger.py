@@ -1,0 +1,277 @@
+"""The :class:`Ledger` facade: open a ledger, record queries and calls, read totals.
+
+Durability guarantee -- acknowledged means committed:
+
+* ``await ledger.record_call(record)`` (and ``open_query``/``close_query``)
+  returns only after the transaction holding the row has committed. A crash
+  after that loses nothing that was acknowledged. (SQLite runs WAL with
+  ``synchronous=NORMAL``: commits survive a process crash; only an OS crash or
+  power loss may roll back the last few. Use PostgreSQL where that matters.)
+* The row is queued synchronously, before the first ``await``. A task
+  cancelled while it waits still gets its row written: the wait is shielded,
+  only the waiting stops. ``submit_call`` is the same enqueue for sync code and
+  ``finally`` blocks; its future resolves on commit.
+* Writes never block the event loop: a background thread writes queued rows
+  in batches, one transaction per batch (see ``writer.py``).
+* A failed write is never silent: the caller's future (and so the awaiting
+  ``record_call``) raises :class:`LedgerError`, and :meth:`Ledger.unwritten`
+  keeps the record.
+* ``close()`` (also run at interpreter exit) writes everything still queued.
+
+Reads are synchronous and return frozen dataclasses; call them from async code
+through ``asyncio.to_thread`` if the ledger may be large.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from spendgraph.providers.errors import LedgerError
+from spendgraph.providers.ledger import reads
+from spendgraph.providers.ledger.migrations import MIGRATIONS, Migration, migrate
+from spendgraph.providers.ledger.records import CallRecord, QueryRecord, QueryStatus, utcnow
+from spendgraph.providers.ledger.store import (
+    create_ledger_engine,
+    describe_db_error,
+    redact_url,
+    resolve_ledger_url,
+    scrub,
+)
+from spendgraph.providers.ledger.views import (
+    GroupBy,
+    GroupTotal,
+    LedgerFilter,
+    QuerySort,
+    QuerySummary,
+)
+from spendgraph.providers.ledger.writer import DEFAULT_MAX_BATCH, LedgerWriter, Op
+
+
+class Ledger:
+    """One open ledger: a database engine plus its background writer.
+
+    Open with :meth:`Ledger.open`; use as ``with Ledger.open(url) as ledger:``
+    or ``async with``. Safe to share between threads and tasks; several
+    ledgers (processes) may share one SQLite file or PostgreSQL database.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        url: str,
+        schema_version: int,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ):
+        """Wrap a migrated engine; ``url`` is its redacted URL. Prefer :meth:`open`."""
+        self._engine = engine
+        self._url = url
+        self._where = f"ledger {url}"
+        self._schema_version = schema_version
+        self._writer = LedgerWriter(engine, where=self._where, max_batch=max_batch)
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        env: Mapping[str, str] = os.environ,
+        create: bool = True,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> Ledger:
+        """Open (and create or migrate) the ledger at ``url``, resolved by
+        :func:`resolve_ledger_url` (``--ledger``, ``$SPENDGRAPH_LEDGER``, ``./spendgraph.db``).
+
+        ``create=False`` refuses to create a new ledger (for audits).
+        ``migrations`` replaces the built-in steps (tests). Raises
+        :class:`LedgerError`, with any password in the URL redacted.
+        """
+        resolved = resolve_ledger_url(url, env)
+        shown = redact_url(resolved)
+        where = f"ledger {shown}"
+        try:
+            engine = create_ledger_engine(resolved, create=create)
+        except (SQLAlchemyError, ImportError) as exc:  # unknown dialect, driver not installed
+            raise LedgerError(f"cannot open {where}: {describe_db_error(exc)}") from exc
+        try:
+            version = migrate(engine, migrations, create=create, where=where)
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            reason = scrub(describe_db_error(exc), resolved)
+            raise LedgerError(f"cannot open {where}: {reason}") from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, url=shown, schema_version=version, max_batch=max_batch)
+
+    @property
+    def url(self) -> str:
+        """Where this ledger lives, password redacted."""
+        return self._url
+
+    @property
+    def schema_version(self) -> int:
+        return self._schema_version
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for tools such as the benchmark; writes go through the queue)."""
+        return self._engine
+
+    # -- writing ----------------------------------------------------------
+
+    def submit_call(self, record: CallRecord) -> Future[None]:
+        """Queue ``record``'s row without blocking; the future resolves once it is committed."""
+        return self._writer.submit(Op.CALL, record)
+
+    def submit_open_query(self, record: QueryRecord) -> Future[None]:
+        """Queue a new ``query`` row (status running); resolves once committed."""
+        return self._writer.submit(Op.OPEN_QUERY, record)
+
+    def submit_close_query(
+        self,
+        query_id: str,
+        status: QueryStatus,
+        *,
+        error: str | None = None,
+        finished_at: datetime | None = None,
+    ) -> Future[None]:
+        """Queue the close of a query (status, error, finish time, default now)."""
+        payload = (query_id, QueryStatus(status), error, finished_at or utcnow())
+        return self._writer.submit(Op.CLOSE_QUERY, payload)
+
+    async def record_call(self, record: CallRecord) -> None:
+        """Record one call; returns once its row is committed (see the module docstring)."""
+        await _acknowledged(self._writer.submit_async(Op.CALL, record))
+
+    async def open_query(self, record: QueryRecord) -> None:
+        """Record a new query; returns once committed. Calls naming it may follow."""
+        await _acknowledged(self._writer.submit_async(Op.OPEN_QUERY, record))
+
+    async def close_query(
+        self,
+        query_id: str,
+        status: QueryStatus,
+        *,
+        error: str | None = None,
+        finished_at: datetime | None = None,
+    ) -> None:
+        """Close a query with its final status; returns once committed."""
+        payload = (query_id, QueryStatus(status), error, finished_at or utcnow())
+        await _acknowledged(self._writer.submit_async(Op.CLOSE_QUERY, payload))
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until everything queued so far is committed (or has failed).
+
+        Blocks the calling thread: from a coroutine use :meth:`aflush`.
+        """
+        self._writer.flush(timeout)
+
+    async def aflush(self) -> None:
+        """Wait, without blocking the loop, until everything queued so far is committed."""
+        if self._writer.closed:
+            return  # close() already wrote everything
+        await _acknowledged(self._writer.submit_async(Op.BARRIER, None))
+
+    def unwritten(self) -> tuple[CallRecord | QueryRecord | tuple[object, ...], ...]:
+        """Records whose write failed since the ledger opened (most recent 10,000)."""
+        return self._writer.unwritten()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write everything queued, stop the writer, release connections. Idempotent."""
+        self._writer.close(timeout)
+        self._engine.dispose()
+
+    async def aclose(self) -> None:
+        """:meth:`close` without blocking the event loop."""
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- reading ----------------------------------------------------------
+
+    def query_summary(self, query_id: str) -> QuerySummary:
+        """One query with the totals of its calls; :class:`LedgerError` if unknown."""
+        with self._reading():
+            return reads.query_summary(self._engine, query_id)
+
+    def query_ids_with_prefix(self, prefix: str, *, limit: int | None = 10) -> list[str]:
+        """Ids of queries starting with ``prefix`` (shortest first: an exact match leads)."""
+        with self._reading():
+            return reads.query_ids_with_prefix(self._engine, prefix, limit=limit)
+
+    def calls_for_query(self, query_id: str) -> list[CallRecord]:
+        """The calls of one query, as recorded, in start order."""
+        with self._reading():
+            return reads.calls_for_query(self._engine, query_id)
+
+    def list_queries(
+        self,
+        filters: LedgerFilter | None = None,
+        *,
+        sort: QuerySort | str = QuerySort.TIME,
+        limit: int | None = 50,
+    ) -> list[QuerySummary]:
+        """Queries matching ``filters`` with their totals, newest / costliest / largest first."""
+        with self._reading():
+            return reads.list_queries(self._engine, filters, sort=sort, limit=limit)
+
+    def summary_by(
+        self, group: GroupBy | str, filters: LedgerFilter | None = None
+    ) -> list[GroupTotal]:
+        """Call totals grouped by agent, endpoint, model, hardware, app, user or day."""
+        with self._reading():
+            return reads.summary_by(self._engine, group, filters)
+
+    def iter_calls(
+        self, filters: LedgerFilter | None = None, *, batch: int = 1000
+    ) -> Iterator[CallRecord]:
+        """Every call matching ``filters``, in start order, streamed (for export)."""
+        with self._reading():
+            yield from reads.iter_calls(self._engine, filters, batch=batch)
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        if self._writer.closed:
+            raise LedgerError(f"{self._where} is closed")
+        try:
+            yield
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"reading {self._where} failed: {describe_db_error(exc)}") from exc
+
+
+async def _acknowledged(future: asyncio.Future[None]) -> None:
+    # The job is already queued. shield: cancelling the waiting task stops the
+    # wait, never the write.
+    await asyncio.shield(future)

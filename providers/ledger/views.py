@@ -1,0 +1,125 @@
+"""What ledger reads return: plain frozen dataclasses, never ORM objects.
+
+Calls read back as the same :class:`CallRecord` the provider layer wrote
+(``CallRow`` is that class), so an audit sees exactly what was recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from spendgraph.providers.ledger.records import CallRecord, QueryStatus
+from spendgraph.providers.usage import CostTotal
+
+CallRow = CallRecord
+
+
+class GroupBy(StrEnum):
+    """Dimensions :meth:`Ledger.summary_by` can group calls by."""
+
+    AGENT = "agent"
+    ENDPOINT = "endpoint"
+    MODEL = "model"
+    HARDWARE = "hardware"
+    APP = "app"
+    USER = "user"
+    DAY = "day"  # UTC date, YYYY-MM-DD
+
+
+class QuerySort(StrEnum):
+    """Orders for :meth:`Ledger.list_queries`, each largest / newest first."""
+
+    TIME = "time"
+    COST = "cost"
+    TOKENS = "tokens"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerFilter:
+    """Which rows a read covers. ``since`` is inclusive, ``until`` exclusive.
+
+    Time bounds apply to call start times (to query start times in
+    :meth:`Ledger.list_queries`); naive datetimes are UTC. ``app`` and
+    ``user`` match the query a call belongs to, so they leave out calls made
+    outside any query.
+    """
+
+    since: datetime | None = None
+    until: datetime | None = None
+    app: str | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenTotals:
+    """Token sums in the ledger's exclusive buckets (``output`` includes ``reasoning``)."""
+
+    input_uncached: int = 0
+    input_cached: int = 0
+    output: int = 0
+    reasoning: int = 0
+
+    @property
+    def input(self) -> int:
+        return self.input_uncached + self.input_cached
+
+    @property
+    def total(self) -> int:
+        return self.input_uncached + self.input_cached + self.output
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRow:
+    """A ``query`` row as stored."""
+
+    id: str
+    app: str
+    thread_id: str
+    user: str
+    started_at: datetime
+    finished_at: datetime | None
+    status: QueryStatus
+    budget_usd: Decimal | None
+    budget_tokens: int | None
+    store_text: bool
+    input_preview: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySummary:
+    """One query and the totals of its calls, all derived from ``call`` rows.
+
+    ``first_token_ms`` is the time to first token of the earliest call that
+    produced one; ``wall_ms`` is the query's own duration (None while running).
+    """
+
+    query: QueryRow
+    calls: int
+    tokens: TokenTotals
+    cost: CostTotal
+    first_token_ms: float | None
+
+    @property
+    def wall_ms(self) -> float | None:
+        if self.query.finished_at is None:
+            return None
+        return (self.query.finished_at - self.query.started_at).total_seconds() * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTotal:
+    """Totals of the calls sharing one value of a :class:`GroupBy` dimension.
+
+    ``key`` is None for calls that have no value for it (``app``/``user`` of
+    calls made outside any query). ``queries`` counts distinct queries.
+    """
+
+    key: str | None
+    calls: int
+    queries: int
+    tokens: TokenTotals
+    cost: CostTotal

@@ -1,0 +1,325 @@
+"""The ledger's background writer: one thread, one FIFO queue, batched inserts.
+
+Callers put jobs on the queue (a non-blocking put, safe from the event loop,
+from other threads and from ``finally`` blocks) and get a future: a
+``concurrent.futures.Future`` from :meth:`LedgerWriter.submit`, an asyncio
+future from :meth:`LedgerWriter.submit_async`. The writer thread takes
+everything waiting (up to ``max_batch``), writes it with SQLAlchemy Core
+``executemany`` inserts in a single transaction (group commit), and only after
+the COMMIT resolves each job's future. So a resolved future means the row is
+committed: a crash after that loses nothing acknowledged. Jobs still queued
+when the process dies unannounced are lost, but none of them was
+acknowledged; ``close()`` (also run at interpreter exit) drains the queue
+first. The asyncio futures of one batch are resolved by a single
+``call_soon_threadsafe`` per event loop: one wake-up per batch, not per row
+(about 3x less event-loop work than ``asyncio.wrap_future`` per row).
+
+Order: within a batch, query inserts run before call inserts, and closes run
+last; batches commit in queue order. So a call submitted after its query was
+opened never reaches the database before that query (foreign-key safe).
+
+Failure: if a batch fails, it is retried row by row, each row in its own
+transaction, so one bad row (say, a call naming an unknown query) fails alone
+and the good rows are written. If the database itself is failing, the rest of
+the batch fails at once rather than waiting out a timeout per row. Every
+failed job's future carries a :class:`LedgerError`, and its record is kept in
+:meth:`LedgerWriter.unwritten` so nothing disappears silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from enum import Enum
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, insert, update
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
+
+from spendgraph.providers.errors import LedgerError
+from spendgraph.providers.ledger.rows import call_params, close_params, query_params
+from spendgraph.providers.ledger.store import WRITE_OPTION, describe_db_error
+from spendgraph.providers.ledger.tables import CALL, QUERY
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_BATCH = 1000
+# Failed records kept in memory for inspection; older ones are dropped first
+# (their callers were told by their futures).
+KEEP_FAILED = 10_000
+
+_CLOSE_QUERY = (
+    update(QUERY)
+    .where(QUERY.c.id == bindparam("b_id"))
+    .values(
+        status=bindparam("b_status"),
+        error=bindparam("b_error"),
+        finished_at=bindparam("b_finished_at"),
+    )
+)
+
+
+class Op(Enum):
+    """What a queued job asks the writer to do."""
+
+    OPEN_QUERY = "open_query"
+    CALL = "call"
+    CLOSE_QUERY = "close_query"
+    BARRIER = "barrier"  # resolves once everything queued before it is committed
+    STOP = "stop"
+
+
+_WRITES = (Op.OPEN_QUERY, Op.CALL, Op.CLOSE_QUERY)
+
+
+@dataclass(slots=True)
+class _Job:
+    op: Op
+    payload: Any
+    future: Future[None] | asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop | None = None  # set when ``future`` is an asyncio future
+    params: dict[str, Any] | None = None
+    settled: bool = False
+
+
+_Delivery = list[tuple["asyncio.Future[None]", BaseException | None]]
+
+
+class LedgerWriter:
+    """Owns the writer thread for one engine. Start is lazy: a read-only ledger has no thread."""
+
+    def __init__(self, engine: Engine, *, where: str, max_batch: int = DEFAULT_MAX_BATCH):
+        self._engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._where = where
+        self._max_batch = max_batch
+        self._queue: SimpleQueue[_Job] = SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._failed: deque[Any] = deque(maxlen=KEEP_FAILED)
+        # Outcomes for asyncio futures, per loop; touched by the writer thread only.
+        self._deliveries: dict[asyncio.AbstractEventLoop, _Delivery] = {}
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def submit(self, op: Op, payload: Any) -> Future[None]:
+        """Queue one job; never blocks. Raises :class:`LedgerError` once closed."""
+        future: Future[None] = Future()
+        self._put(_Job(op, payload, future))
+        return future
+
+    def submit_async(self, op: Op, payload: Any) -> asyncio.Future[None]:
+        """Like :meth:`submit`, from a coroutine: the future belongs to the running loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._put(_Job(op, payload, future, loop))
+        return future
+
+    def _put(self, job: _Job) -> None:
+        with self._lock:
+            if self._closed:
+                raise LedgerError(f"{self._where} is closed; nothing more can be recorded")
+            if self._thread is None:
+                self._start()
+            self._queue.put(job)
+
+    def barrier(self) -> Future[None] | None:
+        """A future that resolves when everything queued so far is committed (None if closed)."""
+        try:
+            return self.submit(Op.BARRIER, None)
+        except LedgerError:
+            return None  # closed: close() already drained the queue
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until everything queued so far is committed (or has failed)."""
+        future = self.barrier()
+        if future is None:
+            return
+        try:
+            future.result(timeout)
+        except TimeoutError:
+            raise LedgerError(f"{self._where}: flush did not finish within {timeout}s") from None
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write everything queued, then stop the thread. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread = self._thread
+            if thread is not None:
+                self._queue.put(_Job(Op.STOP, None, Future()))
+        if thread is None or thread is threading.current_thread():
+            return
+        atexit.unregister(self.close)
+        thread.join(timeout)
+        if thread.is_alive():
+            raise LedgerError(f"{self._where}: the writer did not finish within {timeout}s")
+
+    def unwritten(self) -> tuple[Any, ...]:
+        """Records whose write failed (each caller's future also got the error)."""
+        with self._lock:
+            return tuple(self._failed)
+
+    def _start(self) -> None:
+        # A daemon thread never blocks interpreter exit; the atexit hook drains
+        # the queue first (atexit runs while daemon threads are still alive).
+        self._thread = threading.Thread(
+            target=self._run, name="spendgraph-ledger-writer", daemon=True
+        )
+        self._thread.start()
+        atexit.register(self.close)
+
+    def _run(self) -> None:
+        while True:
+            jobs = self._next_batch()
+            try:
+                self._handle(jobs)
+            except Exception as exc:  # a bug here must not leave callers waiting forever
+                logger.exception("ledger writer failed on a batch of %d", len(jobs))
+                for job in jobs:
+                    self._settle(job, LedgerError(f"{self._where}: writer failed: {exc!r}"))
+            finally:
+                self._deliver()
+            if any(job.op is Op.STOP for job in jobs):
+                return
+
+    def _next_batch(self) -> list[_Job]:
+        jobs = [self._queue.get()]
+        while len(jobs) < self._max_batch:
+            try:
+                jobs.append(self._queue.get_nowait())
+            except Empty:
+                break
+        return jobs
+
+    def _handle(self, jobs: list[_Job]) -> None:
+        writes: list[_Job] = []
+        for job in jobs:
+            # From here on the job cannot be cancelled; a job cancelled while
+            # queued is still written (its row matters more than its waiter).
+            if isinstance(job.future, Future):
+                job.future.set_running_or_notify_cancel()
+            if job.op not in _WRITES:
+                continue
+            try:
+                job.params = _params(job)
+            except (TypeError, ValueError) as exc:
+                error = LedgerError(f"{self._where}: cannot record {job.op.value}: {exc}")
+                self._settle(job, error)
+            else:
+                writes.append(job)
+        if writes:
+            self._write(writes)
+        for job in jobs:
+            if job.op not in _WRITES:
+                self._settle(job, None)
+
+    def _write(self, jobs: list[_Job]) -> None:
+        try:
+            with self._engine.begin() as conn:
+                outcomes = _apply(conn, jobs)
+        except SQLAlchemyError as exc:
+            logger.warning(
+                "%s: batch of %d failed (%s); retrying row by row",
+                self._where,
+                len(jobs),
+                describe_db_error(exc),
+            )
+            self._write_one_by_one(jobs)
+            return
+        for job, error in outcomes:
+            self._settle(job, error)
+
+    def _write_one_by_one(self, jobs: list[_Job]) -> None:
+        for index, job in enumerate(jobs):
+            try:
+                with self._engine.begin() as conn:
+                    [(_, error)] = _apply(conn, [job])
+            except SQLAlchemyError as exc:
+                reason = describe_db_error(exc)
+                error = LedgerError(f"{self._where}: writing {job.op.value} failed: {reason}")
+                error.__cause__ = exc
+                if not _row_specific(exc):
+                    # The database is failing, not this row: fail the rest now.
+                    for rest in jobs[index:]:
+                        self._settle(rest, error)
+                    return
+            self._settle(job, error)
+
+    def _settle(self, job: _Job, error: BaseException | None) -> None:
+        if job.settled:
+            return
+        job.settled = True
+        if error is not None and job.op in _WRITES:
+            with self._lock:
+                self._failed.append(job.payload)
+        if job.loop is not None:
+            # asyncio futures are not thread-safe: resolved on their loop by _deliver.
+            self._deliveries.setdefault(job.loop, []).append((job.future, error))
+            return
+        if job.future.cancelled():  # its waiter left while it was queued
+            return
+        if error is None:
+            job.future.set_result(None)
+        else:
+            job.future.set_exception(error)
+
+    def _deliver(self) -> None:
+        deliveries, self._deliveries = self._deliveries, {}
+        for loop, outcomes in deliveries.items():
+            # A closed loop raises RuntimeError: nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, outcomes)
+
+
+def _resolve(outcomes: _Delivery) -> None:
+    """Runs on the waiters' event loop."""
+    for future, error in outcomes:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+def _params(job: _Job) -> dict[str, Any]:
+    if job.op is Op.CALL:
+        return call_params(job.payload)
+    if job.op is Op.OPEN_QUERY:
+        return query_params(job.payload)
+    return close_params(*job.payload)
+
+
+def _apply(conn: Connection, jobs: Sequence[_Job]) -> list[tuple[_Job, LedgerError | None]]:
+    """Write ``jobs`` in the open transaction: queries, then calls, then closes."""
+    opens = [job for job in jobs if job.op is Op.OPEN_QUERY]
+    calls = [job for job in jobs if job.op is Op.CALL]
+    closes = [job for job in jobs if job.op is Op.CLOSE_QUERY]
+    if opens:
+        conn.execute(insert(QUERY), [job.params for job in opens])
+    if calls:
+        conn.execute(insert(CALL), [job.params for job in calls])
+    outcomes: list[tuple[_Job, LedgerError | None]] = [(job, None) for job in opens + calls]
+    for job in closes:
+        assert job.params is not None
+        found = conn.execute(_CLOSE_QUERY, job.params).rowcount
+        missing = LedgerError(f"cannot close query {job.params['b_id']!r}: no such query")
+        outcomes.append((job, None if found else missing))
+    return outcomes
+
+
+def _row_specific(exc: SQLAlchemyError) -> bool:
+    """True if the error is about this row's values, not the database being unusable."""
+    return isinstance(exc, IntegrityError | DataError) or not isinstance(exc, DBAPIError)
