@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from spendgraph.cli import serve
+from spendgraph.cli import audit, endpoints, serve
 from spendgraph.cli.console import Output
 from spendgraph.providers.errors import SpendgraphError
 
@@ -17,6 +17,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(serve.app, name="serve")
+app.add_typer(audit.app, name="audit")
+app.add_typer(endpoints.app, name="endpoints")
 
 
 def main() -> None:

@@ -131,6 +131,7 @@ class ProviderLayer:
             budget_usd=limits.usd,
             budget_tokens=limits.tokens,
             store_text=keep_text,
+            input_preview=input_text if keep_text else None,
         )
         await self.ledger.open_query(record)
         budget = None if limits.unlimited else Budget(limits, query_id=record.id)
