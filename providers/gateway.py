@@ -162,12 +162,18 @@ class ProviderLayer:
         )
 
     def _route(self, request: ChatRequest, counts: _PromptCounts) -> list[Endpoint]:
+        tier = self.config.tier(request.model)
+        key = None
+        if tier.prefix_affinity or request.affinity_key is not None:
+            # ~4 characters per token: the key covers about prefix_tokens tokens.
+            key = request.conversation_key(max_chars=4 * tier.prefix_tokens)
         return self.router.plan(
             RouteRequest(
                 model=request.model,
                 prompt_tokens=counts.count(DEFAULT_ENCODING),
                 max_tokens=request.max_tokens,
                 latency_target_ms=request.latency_target_ms,
+                affinity_key=key,
             )
         )
 

@@ -10,6 +10,7 @@ failures that puts an endpoint in cooldown.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,25 @@ class RouteRequest:
     prompt_tokens: int
     max_tokens: int | None = None
     latency_target_ms: float | None = None
+    affinity_key: str | None = None  # requests sharing a key stick to one replica per pool
+
+
+def by_affinity(ranked: list[Endpoint], key: str) -> list[Endpoint]:
+    """Keep the policy's order of pools, but order each pool's replicas by
+    rendezvous hashing on ``key``, so one conversation keeps landing on the same
+    replica (and its prefix cache) while that replica is healthy and has room;
+    when it is not, the next replica in the key's order takes over."""
+    pools: dict[str, list[Endpoint]] = {}
+    for endpoint in ranked:  # dicts keep insertion order: the best-ranked pool first
+        pools.setdefault(endpoint.config.pool, []).append(endpoint)
+    ordered: list[Endpoint] = []
+    for members in pools.values():
+        ordered.extend(sorted(members, key=lambda e: _rendezvous(key, e.name), reverse=True))
+    return ordered
+
+
+def _rendezvous(key: str, name: str) -> bytes:
+    return hashlib.blake2b(f"{key}\0{name}".encode(), digest_size=8).digest()
 
 
 def _ewma(previous: float | None, sample: float, alpha: float) -> float:
@@ -78,7 +98,10 @@ class Router:
         ordered: list[Endpoint] = []
         seen: set[str] = set()
         for name in self._tier_chain(request.model):
-            for endpoint in self._rank(name, request):
+            ranked = self._rank(name, request)
+            if request.affinity_key and self.config.tier(name).prefix_affinity:
+                ranked = by_affinity(ranked, request.affinity_key)
+            for endpoint in ranked:
                 if endpoint.name not in seen:
                     seen.add(endpoint.name)
                     ordered.append(endpoint)

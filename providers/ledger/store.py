@@ -174,15 +174,15 @@ def _use_wal(cursor: Any) -> None:
     busy handler), so when several processes create a ledger at once, retry.
     """
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
-    while True:
-        if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
-            return
+    while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
         try:
             cursor.execute("PRAGMA journal_mode = WAL")
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
+            if "locked" not in str(exc):
                 raise
-            time.sleep(0.01)
+        if time.monotonic() > deadline:
+            raise sqlite3.OperationalError("database is locked: cannot switch it to WAL mode")
+        time.sleep(0.01)
 
 
 def _begin_sqlite(connection: Any) -> None:

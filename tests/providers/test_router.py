@@ -233,3 +233,58 @@ async def test_within_slo_prefers_the_cheapest_endpoint_that_meets_the_target(ma
         )
         names = [await stream_once(layer) for _ in range(4)]
     assert names == ["hopper"] * 4  # both meet 500 ms, so the cheaper one wins every time
+
+
+def replica(name: str, index: int, extra: str = "") -> str:
+    return f"""
+    [[endpoints]]
+    name = "{name}-{index}"
+    base_url = "{{sim}}/r/b200-nvfp4-{index}/v1"
+    model = "sim-large"
+    pool = "{name}"
+    serves = ["chat"]
+    price = {{ input = 0.04, cached_input = 0.01, output = 0.08 }}
+    {extra}
+    """
+
+
+AFFINITY = "[tiers.chat]\nprefix_affinity = true\n" + "".join(replica("nvfp4", i) for i in range(4))
+
+
+def conversation(index: int, turns: int) -> list[list[dict[str, str]]]:
+    """The prompts of each turn of one scripted conversation."""
+    messages = [{"role": "system", "content": f"Support policy {index}. " * 200}]
+    prompts = []
+    for turn in range(turns):
+        messages = [*messages, {"role": "user", "content": f"Question {turn} of chat {index}?"}]
+        prompts.append(messages)
+        messages = [*messages, {"role": "assistant", "content": f"Answer {turn}."}]
+    return prompts
+
+
+async def test_prefix_affinity_keeps_a_conversation_on_one_replica(make_layer):
+    layer = make_layer(AFFINITY)
+    homes = {}
+    for chat in range(6):
+        names = set()
+        for prompt in conversation(chat, 4):
+            result = await layer.chat(ChatRequest(messages=prompt, model="chat", max_tokens=4))
+            names.add(result.call.endpoint.name)
+        assert len(names) == 1  # every turn of a conversation on one replica
+        homes[chat] = names.pop()
+    assert len(set(homes.values())) > 1  # different conversations spread over the pool
+
+
+async def test_prefix_affinity_moves_on_when_the_replica_cools_down(make_layer):
+    layer = make_layer(FAST_RETRY + AFFINITY)
+    first, second = conversation(0, 2)
+    home = (await layer.chat(ChatRequest(messages=first, model="chat", max_tokens=4))).call
+    failing = ChatRequest(
+        messages=second,
+        model="chat",
+        max_tokens=4,
+        extra_headers=fault(f"status=503;replica=b200-nvfp4-{home.endpoint.name[-1]}"),
+    )
+    result = await layer.chat(failing)
+    assert result.call.endpoint.name != home.endpoint.name
+    assert layer.router.cooling(layer.endpoints[home.endpoint.name])

@@ -1,0 +1,44 @@
+"""An agent app: what ``spendgraph run`` and ``spendgraph chat --app`` load and run.
+
+Each example in ``examples/`` (and any folder a user points ``spendgraph run``
+at) exposes a module-level ``APP = App(...)``. The app says how to build its
+compiled graph and what a run of it defaults to (budget, labels); the CLI
+supplies the provider layer, the checkpointer and the user's input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from langgraph.graph.state import CompiledStateGraph
+
+from spendgraph.graph.run import RunOptions
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """A runnable agent app.
+
+    ``build()`` returns the compiled graph (without a checkpointer: the runner
+    attaches one). ``defaults`` are the run options a query of this app gets
+    unless the user overrides them (``app`` is filled in from ``name``).
+    ``samples`` are example inputs shown by ``spendgraph run NAME --samples``
+    and used by tests. ``tiers`` lists the model tiers its agents ask for, so a
+    config that lacks one is reported before the first call.
+    """
+
+    name: str
+    description: str
+    build: Callable[[], CompiledStateGraph]
+    defaults: RunOptions = field(default_factory=RunOptions)
+    samples: tuple[str, ...] = ()
+    tiers: tuple[str, ...] = ("default",)
+
+    def run_options(self, **overrides: object) -> RunOptions:
+        """This app's defaults with ``app`` set and any non-None overrides applied."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        base = self.defaults
+        fields = {name: getattr(base, name) for name in base.__dataclass_fields__}
+        fields.update(app=base.app or self.name, **values)
+        return RunOptions(**fields)
