@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from spendgraph.cli import audit, endpoints, serve
+from spendgraph.cli import audit, chat, endpoints, run, serve
 from spendgraph.cli.console import Output
 from spendgraph.providers.errors import SpendgraphError
 
@@ -19,6 +19,8 @@ app = typer.Typer(
 app.add_typer(serve.app, name="serve")
 app.add_typer(audit.app, name="audit")
 app.add_typer(endpoints.app, name="endpoints")
+app.command("run")(run.run)
+app.command("chat")(chat.chat)
 
 
 def main() -> None:

@@ -1,0 +1,217 @@
+"""``spendgraph chat``: a conversation in the terminal, one ledger query per message.
+
+On a terminal the answer streams in place and a spend panel follows each turn;
+with stdin piped, each input line is one query and the output is plain text.
+Ctrl-C during a turn cancels that turn (its calls are recorded as cancelled);
+Ctrl-C at the prompt, Ctrl-D or ``/quit`` leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from contextlib import AsyncExitStack, ExitStack
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from spendgraph.cli.apps import load_app
+from spendgraph.cli.chat_view import LiveTurn, plain_turn, show_turn
+from spendgraph.cli.console import Output
+from spendgraph.cli.options import ConfigOption, LedgerOption, handled_errors
+from spendgraph.cli.run import (
+    BudgetTokensOption,
+    BudgetUsdOption,
+    SimOption,
+    SimScaleOption,
+    ThreadOption,
+    UserOption,
+)
+from spendgraph.cli.runtime import Session, Target, open_session, require_tiers
+from spendgraph.cli.spend_view import money
+from spendgraph.graph import RunFinished, stream_graph, with_checkpointer
+from spendgraph.graph.app import App
+from spendgraph.providers.usage import CostTotal
+
+HELP = """commands:
+  /spend       this conversation's queries and totals
+  /budget X    per-query budget in USD for the next messages (/budget off to clear)
+  /new         start a new conversation thread
+  /help        this help
+  /quit        leave (also Ctrl-D; Ctrl-C cancels a running turn)"""
+
+
+@dataclass
+class Conversation:
+    """What the chat remembers between turns."""
+
+    app: App
+    thread_id: str
+    budget_usd: Decimal | None
+    budget_tokens: int | None
+    user: str | None
+    query_ids: list[str] = field(default_factory=list)
+    cost: CostTotal = field(default_factory=CostTotal)
+    calls: int = 0
+
+
+def chat(
+    app_name: Annotated[
+        str | None, typer.Option("--app", help="An example app's name or folder (default: chat).")
+    ] = None,
+    sim: SimOption = False,
+    sim_time_scale: SimScaleOption = 1.0,
+    config: ConfigOption = None,
+    ledger: LedgerOption = None,
+    budget_usd: BudgetUsdOption = None,
+    budget_tokens: BudgetTokensOption = None,
+    thread: ThreadOption = None,
+    user: UserOption = None,
+) -> None:
+    """Chat with an app; every message is one query, and you see what it spent."""
+    out = Output()
+    with handled_errors(out):
+        app = load_app(app_name)
+        target = Target(config=config, sim=sim, sim_time_scale=sim_time_scale, ledger=ledger)
+        talk = Conversation(app, thread or uuid.uuid4().hex, budget_usd, budget_tokens, user)
+        ChatLoop(out, talk, interactive=sys.stdin.isatty()).run(target)
+
+
+class ChatLoop:
+    """Reads messages, runs each as a query on one event loop, renders the result."""
+
+    def __init__(self, out: Output, talk: Conversation, *, interactive: bool):
+        self.out = out
+        self.talk = talk
+        self.interactive = interactive
+        self.session: Session | None = None
+
+    def run(self, target: Target) -> None:
+        with ExitStack() as stack, asyncio.Runner() as runner:
+            astack = AsyncExitStack()
+            try:
+                self.session = runner.run(open_session(stack, astack, target))
+                require_tiers(self.session.layer.config, self.talk.app.tiers, self.talk.app.name)
+                self._greet()
+                self._loop(runner)
+            finally:
+                runner.run(astack.aclose())
+
+    def _greet(self) -> None:
+        if self.interactive:
+            self.out.print(
+                f"[bold]{self.talk.app.name}[/] on {self.session.endpoints_label} · "
+                f"thread {self.talk.thread_id[:8]} · /help for commands",
+                highlight=False,
+            )
+
+    def _loop(self, runner: asyncio.Runner) -> None:
+        while (line := self._read()) is not None:
+            text = line.strip()
+            if not text:
+                continue
+            if text.startswith("/"):
+                if not self._command(text):
+                    return
+                continue
+            try:
+                runner.run(self._turn(text))
+            except KeyboardInterrupt:
+                self.out.print("[yellow]turn cancelled[/] (its calls are recorded as cancelled)")
+
+    def _read(self) -> str | None:
+        try:
+            if self.interactive:
+                return self.out.console.input("[bold green]you>[/] ")
+            line = sys.stdin.readline()
+            return line if line else None
+        except (EOFError, KeyboardInterrupt):
+            return None
+
+    async def _turn(self, text: str) -> None:
+        session, talk = self.session, self.talk
+        graph = with_checkpointer(talk.app.build(), session.checkpointer)
+        options = talk.app.run_options(
+            budget_usd=talk.budget_usd, budget_tokens=talk.budget_tokens, user=talk.user
+        )
+        events = stream_graph(graph, session.layer, text, thread_id=talk.thread_id, options=options)
+        result = None
+        if self.interactive:
+            with LiveTurn(self.out) as live:
+                async for event in events:
+                    live.event(event)
+                    result = event.result if isinstance(event, RunFinished) else result
+        else:
+            async for event in events:
+                result = event.result if isinstance(event, RunFinished) else result
+        await asyncio.to_thread(session.layer.ledger.flush)
+        records = session.layer.ledger.calls_for_query(result.query_id)
+        self._remember(result.query_id, records)
+        if self.interactive:
+            show_turn(self.out, result, records)
+        else:
+            plain_turn(result, records)
+
+    def _remember(self, query_id: str, records: list) -> None:
+        self.talk.query_ids.append(query_id)
+        self.talk.calls += len(records)
+        for record in records:
+            self.talk.cost = self.talk.cost.add(record.cost_usd)
+
+    def _command(self, text: str) -> bool:
+        """Handle a slash command; False means leave."""
+        name, _, argument = text.partition(" ")
+        if name in ("/quit", "/exit"):
+            return False
+        if name == "/help":
+            self.out.print(HELP, highlight=False)
+        elif name == "/new":
+            self.talk.thread_id = uuid.uuid4().hex
+            self.out.print(f"new thread {self.talk.thread_id[:8]}")
+        elif name == "/budget":
+            self._set_budget(argument.strip())
+        elif name == "/spend":
+            self._show_spend()
+        else:
+            self.out.error(f"unknown command {name}; /help lists them")
+        return True
+
+    def _set_budget(self, value: str) -> None:
+        if value in ("off", "none"):
+            self.talk.budget_usd = None
+            self.out.print("budget cleared")
+            return
+        try:
+            amount = Decimal(value)
+        except InvalidOperation:
+            amount = Decimal(-1)
+        if amount <= 0:
+            self.out.error(f"/budget needs a positive USD amount (or 'off'), got {value!r}")
+            return
+        self.talk.budget_usd = amount
+        self.out.print(f"budget ${amount} per query")
+
+    def _show_spend(self) -> None:
+        ledger = self.session.layer.ledger
+        table = Table(title=f"thread {self.talk.thread_id[:8]} and earlier threads this session")
+        for column in ("query", "status", "calls", "tokens", "cost"):
+            table.add_column(column)
+        for query_id in self.talk.query_ids:
+            summary = ledger.query_summary(query_id)
+            table.add_row(
+                query_id[:8],
+                summary.query.status.value,
+                str(summary.calls),
+                f"{summary.tokens.total:,}",
+                money(summary.cost),
+            )
+        self.out.print(table)
+        self.out.print(
+            f"session: {len(self.talk.query_ids)} queries, {self.talk.calls} calls, "
+            f"{money(self.talk.cost)}",
+            highlight=False,
+        )

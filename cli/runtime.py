@@ -1,0 +1,110 @@
+"""What a CLI run talks to: a provider layer on the configured endpoints, the
+fleet simulator (``--sim``) or the embedded model, plus the ledger and the
+thread checkpointer. One :class:`Session` owns them and closes them in order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from contextlib import AsyncExitStack, ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+
+from spendgraph.graph import open_checkpointer
+from spendgraph.providers.config import (
+    SpendgraphConfig,
+    example_config_path,
+    load_config,
+    parse_config,
+)
+from spendgraph.providers.errors import ConfigError
+from spendgraph.providers.gateway import ProviderLayer
+from spendgraph.providers.ledger import Ledger, resolve_ledger_url
+
+SIM_URL_ENV = "SPENDGRAPH_SIM_URL"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Which endpoints to use: ``--config``, ``--sim``, or (neither) the embedded model."""
+
+    config: Path | None = None
+    sim: bool = False
+    sim_time_scale: float = 1.0
+    ledger: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A running provider layer, its ledger URL and its thread checkpointer."""
+
+    layer: ProviderLayer
+    ledger_url: str
+    checkpointer: BaseCheckpointSaver
+    endpoints_label: str
+
+
+def _sim_config(stack: ExitStack, target: Target, env: Mapping[str, str]) -> SpendgraphConfig:
+    from spendgraph.providers.local.sim.server import run_simulator
+
+    sim = stack.enter_context(run_simulator(time_scale=target.sim_time_scale))
+    text = example_config_path().read_text()
+    return parse_config(
+        text, source=str(example_config_path()), env={**env, SIM_URL_ENV: sim.base_url}
+    )
+
+
+def _embedded_config(stack: ExitStack) -> SpendgraphConfig:
+    from spendgraph.providers.local.embedded import EmbeddedServer, model_path
+
+    model_path()  # raises EmbeddedModelUnavailable, with how to install, if it is missing
+    server = stack.enter_context(EmbeddedServer())
+    return SpendgraphConfig.model_validate(
+        {"endpoints": [server.endpoint_config()], "source": "embedded model"}
+    )
+
+
+def resolve_config(
+    stack: ExitStack, target: Target, env: Mapping[str, str] = os.environ
+) -> tuple[SpendgraphConfig, str]:
+    """The config to run with, and a short label of where it came from.
+
+    ``--sim`` wins; then ``--config``/``SPENDGRAPH_CONFIG``/./spendgraph.toml;
+    with none of those, the embedded model is started (stopped with ``stack``).
+    """
+    if target.sim:
+        return _sim_config(stack, target, env), "fleet simulator (example config)"
+    config = load_config(target.config, env=env)
+    if config is not None:
+        return config, config.source
+    return _embedded_config(stack), "embedded SmolLM2-135M (CPU, llama.cpp)"
+
+
+async def open_session(
+    sync_stack: ExitStack,
+    async_stack: AsyncExitStack,
+    target: Target,
+    env: Mapping[str, str] = os.environ,
+) -> Session:
+    """Start everything a run needs; both stacks close it again (async first)."""
+    config, label = resolve_config(sync_stack, target, env)
+    url = resolve_ledger_url(target.ledger or config.ledger.url, env)
+    ledger = Ledger.open(url, env=env)
+    layer = ProviderLayer(config, ledger, env=env)
+    async_stack.push_async_callback(layer.aclose)
+    checkpointer = await async_stack.enter_async_context(open_checkpointer(url, env=env))
+    return Session(layer=layer, ledger_url=url, checkpointer=checkpointer, endpoints_label=label)
+
+
+def require_tiers(config: SpendgraphConfig, tiers: tuple[str, ...], app: str) -> None:
+    """Fail before the first call when the config serves none of an app's tiers."""
+    missing = [tier for tier in tiers if not config.endpoints_for(tier)]
+    if missing:
+        raise ConfigError(
+            f"app {app!r} asks for tier(s) {', '.join(missing)} but no endpoint serves them; "
+            "add them to an endpoint's `serves` list",
+            source=config.source,
+        )
