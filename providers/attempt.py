@@ -119,8 +119,9 @@ class Attempt:
             budget.settle(self._hold, usd=record.cost_usd, tokens=usage.total_tokens)
         if self.site.scope is not None:
             self.site.scope.add(record)
-        future = self._write(record)
-        await asyncio.shield(asyncio.wrap_future(future))
+        # Enqueued before the first await, so even a cancelled caller's row is
+        # written; returns once it is committed.
+        await self._ledger.record_call(record)
         return record
 
     async def _count_usage(self, outcome: Outcome) -> Usage:

@@ -174,12 +174,16 @@ def _use_wal(cursor: Any) -> None:
     busy handler), so when several processes create a ledger at once, retry.
     """
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
-    while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc):
-                raise
+    while True:
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode.lower() != "wal":
+            try:
+                mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc):
+                    raise
+        if mode.lower() == "wal":
+            return
         if time.monotonic() > deadline:
             raise sqlite3.OperationalError("database is locked: cannot switch it to WAL mode")
         time.sleep(0.01)

@@ -1,0 +1,126 @@
+"""Options shared by several commands, defined once: ledger, config, filters, ``--json``.
+
+Also the one way a command reports a user error: raise :class:`CommandError`
+(or any spendgraph error) inside ``with handled_errors(out):`` and it becomes a
+single ``error: ...`` line on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from spendgraph.cli.console import Output
+from spendgraph.providers.errors import SpendgraphError
+from spendgraph.providers.ledger import LedgerFilter
+
+
+class CommandError(SpendgraphError):
+    """A user-facing problem with a command's input or environment (exit code 1)."""
+
+
+@contextmanager
+def handled_errors(out: Output) -> Iterator[None]:
+    """Turn spendgraph errors into one ``error:`` line on stderr and exit code 1."""
+    try:
+        yield
+    except SpendgraphError as exc:
+        out.error(str(exc))
+        raise typer.Exit(1) from None
+
+
+_RELATIVE = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_WHEN_HELP = (
+    "an ISO date or datetime (2025-03-01, 2025-03-01T12:00, +01:00 allowed) "
+    "or an age like 7d, 24h, 30m"
+)
+
+
+def _parse_when(value: str, *, end_of_day: bool) -> datetime:
+    relative = _RELATIVE.match(value)
+    if relative:
+        amount, unit = relative.groups()
+        return datetime.now(UTC) - timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not {_WHEN_HELP}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)  # the ledger keeps UTC; naive means UTC
+    # A bare date as an upper bound means "through that day" (until is exclusive).
+    if end_of_day and len(value.strip()) == 10:
+        parsed += timedelta(days=1)
+    return parsed.astimezone(UTC)
+
+
+def parse_since(value: str) -> datetime:
+    return _parse_when(value, end_of_day=False)
+
+
+def parse_until(value: str) -> datetime:
+    return _parse_when(value, end_of_day=True)
+
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Machine-readable JSON on stdout instead of a table.")
+]
+LedgerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--ledger",
+        help="Ledger database URL or SQLite file "
+        "(default: $SPENDGRAPH_LEDGER, else ./spendgraph.db).",
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="Endpoints file (default: $SPENDGRAPH_CONFIG, else ./spendgraph.toml).",
+    ),
+]
+SinceOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--since", parser=parse_since, metavar="WHEN", help=f"From (inclusive): {_WHEN_HELP}."
+    ),
+]
+UntilOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--until",
+        parser=parse_until,
+        metavar="WHEN",
+        help=f"Up to (exclusive; a bare date includes that day): {_WHEN_HELP}.",
+    ),
+]
+AppOption = Annotated[str | None, typer.Option("--app", help="Only queries of this app.")]
+UserOption = Annotated[str | None, typer.Option("--user", help="Only queries of this user.")]
+
+
+def ledger_filter(
+    since: datetime | None, until: datetime | None, app: str | None, user: str | None
+) -> LedgerFilter:
+    """The filters as the ledger takes them; an empty time window is a user error."""
+    if since is not None and until is not None and since >= until:
+        raise CommandError(
+            f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})"
+        )
+    return LedgerFilter(since=since, until=until, app=app, user=user)
+
+
+def filter_json(filters: LedgerFilter) -> dict[str, Any]:
+    """The filters a JSON answer was computed with."""
+    return {
+        "since": filters.since.isoformat() if filters.since else None,
+        "until": filters.until.isoformat() if filters.until else None,
+        "app": filters.app,
+        "user": filters.user,
+    }

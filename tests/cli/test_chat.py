@@ -1,0 +1,150 @@
+"""`spendgraph chat`: piped stdin on the simulator, slash commands, Ctrl-C, the embedded model."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from spendgraph.cli.main import app
+from spendgraph.providers.ledger import CallStatus, Ledger, QueryStatus
+
+ENV = {"NO_COLOR": "1", "COLUMNS": "120", "TERM": "dumb", "SPENDGRAPH_CONFIG": None}
+
+
+def chat(stdin: str, *args: str, ledger) -> tuple[int, str, str]:
+    result = CliRunner().invoke(
+        app,
+        ["chat", *args, "--ledger", str(ledger)],
+        input=stdin,
+        env=ENV,
+        catch_exceptions=False,
+    )
+    return result.exit_code, result.stdout, result.stderr
+
+
+def spend_lines(stdout: str) -> list[dict[str, str]]:
+    lines = [line for line in stdout.splitlines() if line.startswith("[spend] ")]
+    return [dict(field.split("=", 1) for field in line.split()[1:]) for line in lines]
+
+
+def test_piped_chat_one_query_per_line(cli, tmp_path):
+    ledger = tmp_path / "chat.db"
+    code, out, _ = chat(
+        "first question\n\nsecond question\n/spend\n",
+        "--sim",
+        "--sim-time-scale",
+        "0",
+        ledger=ledger,
+    )
+    assert code == 0
+    turns = spend_lines(out)
+    assert len(turns) == 2 and all(t["status"] == "ok" for t in turns)
+    with Ledger.open(str(ledger)) as opened:
+        first, second = (opened.query_summary(t["query"]) for t in turns)
+        assert first.query.thread_id == second.query.thread_id  # one conversation
+        # The second turn's prompt carries the first turn's history.
+        assert second.tokens.input > first.tokens.input
+        assert f"{first.cost.amount:.6f}" in turns[0]["cost"]
+    assert "session: 2 queries, 2 calls" in out  # the /spend summary
+
+
+def test_budget_and_new_thread_commands(cli, tmp_path):
+    ledger = tmp_path / "chat.db"
+    stdin = "hello\n/budget 0.0000001\nthis one is over budget\n/budget off\n/new\nagain\n"
+    code, out, _ = chat(stdin, "--sim", "--sim-time-scale", "0", ledger=ledger)
+    assert code == 0
+    first, starved, fresh = spend_lines(out)
+    assert starved["status"] == QueryStatus.BUDGET_EXHAUSTED.value
+    with Ledger.open(str(ledger)) as opened:
+        rows = opened.calls_for_query(starved["query"])
+        assert [r.status for r in rows] == [CallStatus.BUDGET_DENIED]
+        threads = {opened.query_summary(t["query"]).query.thread_id for t in (first, fresh)}
+    assert len(threads) == 2
+
+
+def test_unknown_slash_command_is_reported(cli, tmp_path):
+    code, _, err = chat("/frobnicate\n", "--sim", ledger=tmp_path / "c.db")
+    assert code == 0 and "unknown command /frobnicate" in err
+
+
+def test_ctrl_c_cancels_the_turn_and_records_it(tmp_path):
+    ledger = tmp_path / "ctrlc.db"
+    env = {**os.environ, "NO_COLOR": "1", "SPENDGRAPH_LEDGER": str(ledger)}
+    env.pop("SPENDGRAPH_CONFIG", None)
+    # Real time: the answer takes seconds to stream, so Ctrl-C lands mid-turn.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "spendgraph.cli.main", "chat", "--sim", "--sim-time-scale", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    try:
+        process.stdin.write("tell me a long story\n")
+        process.stdin.flush()
+        deadline = time.monotonic() + 30
+        while not _has_running_call(ledger) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        out, err = process.communicate("/quit\n", timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "turn cancelled" in out + err and "Traceback" not in err
+    with Ledger.open(str(ledger)) as opened:
+        (summary,) = opened.list_queries()
+        assert summary.query.status is QueryStatus.CANCELLED
+        rows = opened.calls_for_query(summary.query.id)
+    assert [r.status for r in rows] == [CallStatus.CANCELLED]
+
+
+def _has_running_call(ledger) -> bool:
+    if not ledger.exists():
+        return False
+    with Ledger.open(str(ledger)) as opened:
+        return bool(opened.list_queries())
+
+
+def test_without_the_local_extra_chat_says_how_to_install(tmp_path):
+    code = (
+        "import sys\nsys.modules['llama_cpp'] = None\n"
+        "from spendgraph.cli.main import main\nsys.argv = ['spendgraph', 'chat']\nmain()\n"
+    )
+    env = {**os.environ, "NO_COLOR": "1", "SPENDGRAPH_LEDGER": str(tmp_path / "x.db")}
+    env.pop("SPENDGRAPH_CONFIG", None)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input="",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert 'pip install -e ".[local]"' in done.stderr
+    assert "--sim" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(240)
+def test_chat_answers_on_the_embedded_model(cli, tmp_path):
+    ledger = tmp_path / "embedded.db"
+    code, out, err = chat("Name a colour.\n", ledger=ledger)
+    assert code == 0, err
+    (turn,) = spend_lines(out)
+    assert turn["status"] == "ok" and turn["endpoints"] == "embedded-smollm2"
+    with Ledger.open(str(ledger)) as opened:
+        (row,) = opened.calls_for_query(turn["query"])
+    assert row.endpoint.hardware == "cpu" and row.usage.output > 0
+    assert row.cost_usd == 0  # a CPU at $0/hour: a known zero, not unknown
+    assert row.usage.source.value == "counted"  # llama.cpp streams carry no usage

@@ -1,0 +1,248 @@
+"""Summaries are SUMs over call rows, filters and sorts work, unknown costs stay unknown."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+import pytest
+
+from spendgraph.providers.errors import LedgerError
+from spendgraph.providers.ledger import (
+    CallStatus,
+    GroupBy,
+    Ledger,
+    LedgerFilter,
+    QuerySort,
+    QueryStatus,
+)
+from spendgraph.providers.usage import CostTotal, Usage
+
+
+async def test_query_summary_totals_are_the_sum_of_its_calls(ledger: Ledger, kit):
+    query = kit.query()
+    await ledger.open_query(query)
+    records = [
+        kit.call(
+            query_id=query.id,
+            started_at=kit.at(i / 60),
+            usage=Usage(100 * i, 10 * i, 7 * i, i),
+            cost_usd=Decimal(i) / Decimal(10**9),
+            ttft_ms=None if i == 0 else 30.0 + i,
+            status=CallStatus.ERROR if i == 0 else CallStatus.OK,
+        )
+        for i in range(5)
+    ]
+    for record in records:
+        await ledger.record_call(record)
+    await ledger.close_query(query.id, QueryStatus.OK, finished_at=kit.at(0.5))
+
+    summary = ledger.query_summary(query.id)
+    assert summary.calls == 5
+    assert summary.tokens.input_uncached == sum(r.usage.input_uncached for r in records)
+    assert summary.tokens.input_cached == sum(r.usage.input_cached for r in records)
+    assert summary.tokens.output == sum(r.usage.output for r in records)
+    assert summary.tokens.reasoning == sum(r.usage.reasoning for r in records)
+    assert summary.cost == CostTotal.of(r.cost_usd for r in records)
+    assert summary.cost.amount == Decimal("0.000000010")
+    # The first call failed before any token; the first token came from the second.
+    assert summary.first_token_ms == 31.0
+    assert summary.wall_ms == 30_000
+    assert summary.query.status is QueryStatus.OK
+
+
+async def test_a_query_without_calls_costs_zero_known(ledger: Ledger, kit):
+    query = kit.query()
+    await ledger.open_query(query)
+    summary = ledger.query_summary(query.id)
+    assert (summary.calls, summary.tokens.total, summary.first_token_ms) == (0, 0, None)
+    assert summary.cost == CostTotal()
+    assert summary.wall_ms is None
+
+
+async def test_unknown_costs_stay_unknown(ledger: Ledger, kit):
+    query = kit.query()
+    await ledger.open_query(query)
+    await ledger.record_call(kit.call(query_id=query.id, cost_usd=Decimal("0.0004")))
+    await ledger.record_call(
+        kit.call(query_id=query.id, endpoint=kit.H100, cost_usd=None, price_version="unknown")
+    )
+
+    cost = ledger.query_summary(query.id).cost
+    assert cost.amount is None
+    assert (cost.known, cost.unknown_calls) == (Decimal("0.0004"), 1)
+    assert "unknown" in cost.describe()
+
+    by_endpoint = {g.key: g.cost for g in ledger.summary_by(GroupBy.ENDPOINT)}
+    assert by_endpoint[kit.B200.name].amount == Decimal("0.0004")
+    assert by_endpoint[kit.H100.name].amount is None
+    assert by_endpoint[kit.H100.name] == CostTotal(Decimal(0), 1)
+
+    [by_app] = ledger.summary_by(GroupBy.APP)
+    assert (by_app.cost.known, by_app.cost.unknown_calls) == (Decimal("0.0004"), 1)
+
+
+async def _three_queries(ledger: Ledger, kit):
+    """cheap (ana, chat, t0, many tokens), pricey (bo, chat, t+60), mid (ana, dungeon, t+120)."""
+    plan = [
+        ("cheap", "research_chat", "ana", 0, Decimal("0.000001"), 9000),
+        ("pricey", "research_chat", "bo", 60, Decimal("0.5"), 10),
+        ("mid", "dungeon", "ana", 120, Decimal("0.01"), 500),
+    ]
+    ids = {}
+    for name, app, user, minute, cost, tokens in plan:
+        query = kit.query(app=app, user=user, started_at=kit.at(minute))
+        await ledger.open_query(query)
+        await ledger.record_call(
+            kit.call(
+                query_id=query.id,
+                started_at=kit.at(minute + 1),
+                cost_usd=cost,
+                usage=Usage(tokens, 0, 0),
+            )
+        )
+        ids[query.id] = name
+    return ids
+
+
+async def test_list_queries_sorts(ledger: Ledger, kit):
+    names = await _three_queries(ledger, kit)
+
+    def order(sort) -> list[str]:
+        return [names[s.query.id] for s in ledger.list_queries(sort=sort)]
+
+    assert order(QuerySort.TIME) == ["mid", "pricey", "cheap"]
+    assert order(QuerySort.COST) == ["pricey", "mid", "cheap"]
+    assert order("tokens") == ["cheap", "mid", "pricey"]
+    assert [names[s.query.id] for s in ledger.list_queries(sort="cost", limit=1)] == ["pricey"]
+    with pytest.raises(LedgerError, match="expected one of time, cost, tokens"):
+        ledger.list_queries(sort="price")
+
+
+async def test_list_queries_filters(ledger: Ledger, kit):
+    names = await _three_queries(ledger, kit)
+
+    def listed(**filters) -> set[str]:
+        return {names[s.query.id] for s in ledger.list_queries(LedgerFilter(**filters))}
+
+    assert listed() == {"cheap", "pricey", "mid"}
+    assert listed(app="dungeon") == {"mid"}
+    assert listed(user="ana") == {"cheap", "mid"}
+    assert listed(app="research_chat", user="ana") == {"cheap"}
+    assert listed(since=kit.at(60)) == {"pricey", "mid"}
+    assert listed(until=kit.at(60)) == {"cheap"}
+    assert listed(since=kit.at(1), until=kit.at(121)) == {"pricey", "mid"}
+
+
+async def _mixed_calls(ledger: Ledger, kit):
+    """Calls across four days, two apps, two users, two endpoints, agents, some unpriced."""
+    records = []
+    for q in range(4):
+        query = kit.query(
+            app=("research_chat", "dungeon")[q % 2],
+            user=("ana", "bo", "ana", "cy")[q],
+            started_at=kit.at(q * 60 * 20),  # 20 hours apart from 12:00: four UTC days
+        )
+        await ledger.open_query(query)
+        for i in range(3):
+            records.append(
+                kit.call(
+                    query_id=query.id,
+                    started_at=kit.at(q * 60 * 20 + i),
+                    endpoint=(kit.B200, kit.H100)[(q + i) % 2],
+                    agent_path=("supervisor", "supervisor/writer", "critic")[i],
+                    usage=Usage(10 * (q + 1), i, 5, 1),
+                    cost_usd=None if (q, i) == (1, 2) else Decimal(q * 10 + i) / 10**8,
+                )
+            )
+    records.append(kit.call(query_id=None, started_at=kit.at(5), cost_usd=Decimal("1E-9")))
+    for record in records:
+        await ledger.record_call(record)
+    return records
+
+
+def _expected(records, queries_by_id, key_of):
+    groups = defaultdict(list)
+    for record in records:
+        groups[key_of(record, queries_by_id.get(record.query_id))].append(record)
+    return {
+        key: (
+            len(rs),
+            len({r.query_id for r in rs if r.query_id}),
+            sum(r.usage.total_tokens for r in rs),
+            CostTotal.of(r.cost_usd for r in rs),
+        )
+        for key, rs in groups.items()
+    }
+
+
+_KEYS = {
+    GroupBy.AGENT: lambda r, q: r.agent_path,
+    GroupBy.ENDPOINT: lambda r, q: r.endpoint.name,
+    GroupBy.MODEL: lambda r, q: r.endpoint.model,
+    GroupBy.HARDWARE: lambda r, q: r.endpoint.hardware,
+    GroupBy.APP: lambda r, q: q.app if q else None,
+    GroupBy.USER: lambda r, q: q.user if q else None,
+    GroupBy.DAY: lambda r, q: r.started_at.date().isoformat(),
+}
+
+
+@pytest.mark.parametrize("group", list(GroupBy))
+async def test_summary_by_each_dimension(ledger: Ledger, kit, group):
+    records = await _mixed_calls(ledger, kit)
+    queries = {s.query.id: s.query for s in ledger.list_queries(limit=None)}
+
+    totals = ledger.summary_by(group)
+
+    actual = {g.key: (g.calls, g.queries, g.tokens.total, g.cost) for g in totals}
+    assert actual == _expected(records, queries, _KEYS[group])
+    if group is GroupBy.DAY:
+        assert [g.key for g in totals] == [f"2025-03-0{d}" for d in (1, 2, 3, 4)]
+    else:
+        costs = [g.cost.known for g in totals]
+        assert costs == sorted(costs, reverse=True)
+
+
+async def test_summary_by_filters(ledger: Ledger, kit):
+    records = await _mixed_calls(ledger, kit)
+    in_window = LedgerFilter(since=kit.at(0), until=kit.at(60 * 20))
+    [day] = ledger.summary_by(GroupBy.DAY, in_window)
+    assert day.calls == 4  # query 0's three calls and the call outside any query
+
+    ana = ledger.summary_by(GroupBy.USER, LedgerFilter(user="ana"))
+    assert [(g.key, g.calls, g.queries) for g in ana] == [("ana", 6, 2)]
+
+    dungeon = ledger.summary_by(GroupBy.ENDPOINT, LedgerFilter(app="dungeon"))
+    assert sum(g.calls for g in dungeon) == 6
+    assert sum(g.cost.unknown_calls for g in dungeon) == 1
+    assert len(records) == 13
+
+
+async def test_iter_calls_filters_in_start_order(ledger: Ledger, kit):
+    records = await _mixed_calls(ledger, kit)
+    everything = list(ledger.iter_calls(batch=2))
+    assert [c.id for c in everything] == [
+        r.id for r in sorted(records, key=lambda r: (r.started_at, r.id))
+    ]
+    ana = list(ledger.iter_calls(LedgerFilter(user="ana", since=kit.at(60))))
+    assert len(ana) == 3
+    assert all(c.query_id is not None for c in ana)
+
+
+async def test_unknown_group_and_unknown_query(ledger: Ledger):
+    with pytest.raises(LedgerError, match="unknown GroupBy 'colour'"):
+        ledger.summary_by("colour")
+    with pytest.raises(LedgerError, match="no query 'missing'"):
+        ledger.query_summary("missing")
+    assert ledger.calls_for_query("missing") == []
+
+
+async def test_query_ids_by_prefix(ledger: Ledger, kit):
+    for query_id in ("abc", "abcd", "abd", "ABC9", "a_c", "a%c"):
+        await ledger.open_query(kit.query(id=query_id))
+    assert ledger.query_ids_with_prefix("abc") == ["abc", "abcd"]
+    assert ledger.query_ids_with_prefix("ab", limit=2) == ["abc", "abd"]
+    assert ledger.query_ids_with_prefix("AB") == ["ABC9"]  # case matters
+    assert ledger.query_ids_with_prefix("a_") == ["a_c"]  # wildcards are literal
+    assert ledger.query_ids_with_prefix("a%") == ["a%c"]
+    assert ledger.query_ids_with_prefix("zz") == []
