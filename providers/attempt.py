@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -64,7 +64,7 @@ class Attempt:
         number: int,
         ledger: Ledger,
         stream: bool,
-        prompt_estimate: int,
+        prompt_estimate: Callable[[], int],
     ):
         self.endpoint = endpoint
         self.request = request
@@ -75,7 +75,8 @@ class Attempt:
         self._hold: Reservation | None = None
         self._started_wall = datetime.now(UTC)
         self._started = time.perf_counter()
-        self.prompt_estimate = prompt_estimate
+        # Counting costs CPU on the hot path: done only for a budget or a missing usage.
+        self._prompt_estimate = prompt_estimate
         self.max_tokens = request.max_tokens
 
     def reserve(self) -> None:
@@ -85,7 +86,7 @@ class Attempt:
             return
         if self.max_tokens is None:
             self.max_tokens = BUDGET_DEFAULT_MAX_TOKENS
-        bound = Usage(input_uncached=self.prompt_estimate, output=self.max_tokens)
+        bound = Usage(input_uncached=self._prompt_estimate(), output=self.max_tokens)
         try:
             self._hold = budget.reserve(
                 usd=cost_of(bound, self.endpoint.price), tokens=bound.total_tokens
@@ -138,7 +139,7 @@ class Attempt:
         if prompt is not None and output is not None:
             return Usage(input_uncached=prompt, output=output, source=UsageSource.COUNTED)
         return Usage(
-            input_uncached=self.prompt_estimate,
+            input_uncached=self._prompt_estimate(),
             output=self.endpoint.estimate_text(outcome.generated_text),
             source=UsageSource.ESTIMATED,
         )

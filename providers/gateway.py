@@ -170,7 +170,7 @@ class ProviderLayer:
         return self.router.plan(
             RouteRequest(
                 model=request.model,
-                prompt_tokens=counts.count(DEFAULT_ENCODING),
+                prompt_tokens=partial(counts.count, DEFAULT_ENCODING),
                 max_tokens=request.max_tokens,
                 latency_target_ms=request.latency_target_ms,
                 affinity_key=key,
@@ -208,7 +208,7 @@ class ProviderLayer:
             number=len(attempts) + 1,
             ledger=self.ledger,
             stream=stream,
-            prompt_estimate=counts.count(endpoint.config.tokenizer),
+            prompt_estimate=partial(counts.count, endpoint.config.tokenizer),
         )
         attempt.reserve()
         return attempt

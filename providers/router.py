@@ -46,7 +46,8 @@ class RouteRequest:
     """What the router needs to know about a request to rank endpoints."""
 
     model: str
-    prompt_tokens: int
+    # Prompt tokens, counted only if ranking needs them (several priced endpoints).
+    prompt_tokens: Callable[[], int]
     max_tokens: int | None = None
     latency_target_ms: float | None = None
     affinity_key: str | None = None  # requests sharing a key stick to one replica per pool
@@ -122,7 +123,11 @@ class Router:
         serving = [self.endpoints[c.name] for c in self.config.endpoints_for(model)]
         tier = self.config.tier(model)
         policy = tier.policy or self.config.routing.policy
-        by_cost = sorted(serving, key=lambda e: self._cost_key(e, request))
+        by_cost = (
+            serving
+            if len(serving) < 2
+            else sorted(serving, key=lambda e: self._cost_key(e, request))
+        )
         if policy == "cheapest":
             return by_cost
         by_speed = sorted(serving, key=lambda e: self.stats[e.name].speed_ms())
@@ -146,7 +151,7 @@ class Router:
         if price.input_uncached is None or price.output is None:
             return (1, Decimal(0))  # unknown price ranks after every known one
         output = request.max_tokens or DEFAULT_EXPECTED_OUTPUT
-        return (0, price.input_uncached * request.prompt_tokens + price.output * output)
+        return (0, price.input_uncached * request.prompt_tokens() + price.output * output)
 
     # -- health ----------------------------------------------------------
 
