@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from contextlib import AsyncExitStack, ExitStack
+from contextlib import AsyncExitStack, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
@@ -33,7 +33,7 @@ from spendgraph.cli.run import (
 )
 from spendgraph.cli.runtime import Session, Target, open_session, require_tiers
 from spendgraph.cli.spend_view import money
-from spendgraph.graph import RunFinished, stream_graph, with_checkpointer
+from spendgraph.graph import RunFinished, RunStarted, stream_graph, with_checkpointer
 from spendgraph.graph.app import App
 from spendgraph.providers.usage import CostTotal
 
@@ -54,9 +54,7 @@ class Conversation:
     budget_usd: Decimal | None
     budget_tokens: int | None
     user: str | None
-    query_ids: list[str] = field(default_factory=list)
-    cost: CostTotal = field(default_factory=CostTotal)
-    calls: int = 0
+    query_ids: list[str] = field(default_factory=list)  # every query, cancelled ones too
 
 
 def chat(
@@ -140,27 +138,20 @@ class ChatLoop:
         )
         events = stream_graph(graph, session.layer, text, thread_id=talk.thread_id, options=options)
         result = None
-        if self.interactive:
-            with LiveTurn(self.out) as live:
-                async for event in events:
-                    live.event(event)
-                    result = event.result if isinstance(event, RunFinished) else result
-        else:
+        with LiveTurn(self.out) if self.interactive else nullcontext() as live:
             async for event in events:
-                result = event.result if isinstance(event, RunFinished) else result
+                if isinstance(event, RunStarted):
+                    talk.query_ids.append(event.query_id)  # listed by /spend even if cancelled
+                elif isinstance(event, RunFinished):
+                    result = event.result
+                if live is not None:
+                    live.event(event)
         await asyncio.to_thread(session.layer.ledger.flush)
         records = session.layer.ledger.calls_for_query(result.query_id)
-        self._remember(result.query_id, records)
         if self.interactive:
             show_turn(self.out, result, records)
         else:
             plain_turn(result, records)
-
-    def _remember(self, query_id: str, records: list) -> None:
-        self.talk.query_ids.append(query_id)
-        self.talk.calls += len(records)
-        for record in records:
-            self.talk.cost = self.talk.cost.add(record.cost_usd)
 
     def _command(self, text: str) -> bool:
         """Handle a slash command; False means leave."""
@@ -193,25 +184,33 @@ class ChatLoop:
             self.out.error(f"/budget needs a positive USD amount (or 'off'), got {value!r}")
             return
         self.talk.budget_usd = amount
-        self.out.print(f"budget ${amount} per query")
+        self.out.print(f"budget ${amount:f} per query")
 
     def _show_spend(self) -> None:
+        """This session's queries (cancelled ones too) and their totals, from the ledger."""
         ledger = self.session.layer.ledger
-        table = Table(title=f"thread {self.talk.thread_id[:8]} and earlier threads this session")
-        for column in ("query", "status", "calls", "tokens", "cost"):
+        ledger.flush()
+        table = Table(title="this session's queries")
+        for column in ("query", "thread", "status", "calls", "tokens", "cost"):
             table.add_column(column)
+        calls, costs = 0, []
         for query_id in self.talk.query_ids:
             summary = ledger.query_summary(query_id)
+            calls += summary.calls
+            costs.append(summary.cost)
             table.add_row(
                 query_id[:8],
+                summary.query.thread_id[:8],
                 summary.query.status.value,
                 str(summary.calls),
                 f"{summary.tokens.total:,}",
                 money(summary.cost),
             )
         self.out.print(table)
+        whole = CostTotal(
+            sum((c.known for c in costs), Decimal(0)), sum(c.unknown_calls for c in costs)
+        )
         self.out.print(
-            f"session: {len(self.talk.query_ids)} queries, {self.talk.calls} calls, "
-            f"{money(self.talk.cost)}",
+            f"session: {len(self.talk.query_ids)} queries, {calls} calls, {money(whole)}",
             highlight=False,
         )
