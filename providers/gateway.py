@@ -181,23 +181,35 @@ class ProviderLayer:
         """One chat completion, non-streamed: route, retry, fall back, account."""
         site, counts = self._site(), _PromptCounts(request)
         attempts: list[CallRecord] = []
+
+        def once(endpoint: Endpoint):
+            return self._complete_once(endpoint, request, site, counts, attempts)
+
+        endpoint, response = await self._first_success(request, counts, once)
+        self.router.release(endpoint)
+        return ChatResult(response, tuple(attempts))
+
+    async def _first_success(self, request: ChatRequest, counts: _PromptCounts, once):
+        """Try the routed candidates in order, retrying each, until ``once(endpoint)``
+        succeeds. Returns that endpoint with its slot still held (the caller
+        releases it) and what ``once`` returned; a non-retryable error surfaces at
+        once, and running out of candidates raises :class:`NoEndpointAvailable`."""
         failures: list[EndpointError] = []
         candidates = self._route(request, counts)
         while candidates:
             endpoint = await self.router.checkout(candidates)
             try:
-                response = await self.retries.run(
-                    partial(self._complete_once, endpoint, request, site, counts, attempts),
-                    partial(self.router.cooling, endpoint),
-                )
-                return ChatResult(response, tuple(attempts))
+                cooling = partial(self.router.cooling, endpoint)
+                return endpoint, await self.retries.run(partial(once, endpoint), cooling)
             except EndpointError as exc:
+                self.router.release(endpoint)
                 if not exc.retryable:
                     raise
                 failures.append(exc)
                 candidates = [c for c in candidates if c is not endpoint]
-            finally:
+            except BaseException:
                 self.router.release(endpoint)
+                raise
         raise _exhausted(request, failures)
 
     def _attempt(self, endpoint, request, site, counts, attempts, *, stream: bool) -> Attempt:
@@ -253,33 +265,17 @@ class ProviderLayer:
     async def _stream_chunks(self, request: ChatRequest, sink: ChatStream):
         site, counts = self._site(), _PromptCounts(request)
         attempts: list[CallRecord] = []
-        failures: list[EndpointError] = []
-        candidates = self._route(request, counts)
-        while candidates:
-            endpoint = await self.router.checkout(candidates)
-            try:
-                opened = await self.retries.run(
-                    partial(self._open_stream, endpoint, request, site, counts, attempts),
-                    partial(self.router.cooling, endpoint),
-                )
-            except EndpointError as exc:
-                self.router.release(endpoint)
-                if not exc.retryable:
-                    raise
-                failures.append(exc)
-                candidates = [c for c in candidates if c is not endpoint]
-                continue
-            except BaseException:
-                self.router.release(endpoint)
-                raise
-            try:
-                async for chunk in self._drain(opened, attempts):
-                    yield chunk
-            finally:
-                self.router.release(endpoint)
-            sink.result = ChatResult(opened.accumulator.completion(), tuple(attempts))
-            return
-        raise _exhausted(request, failures)
+
+        def once(endpoint: Endpoint):
+            return self._open_stream(endpoint, request, site, counts, attempts)
+
+        endpoint, opened = await self._first_success(request, counts, once)
+        try:
+            async for chunk in self._drain(opened, attempts):
+                yield chunk
+        finally:
+            self.router.release(endpoint)
+        sink.result = ChatResult(opened.accumulator.completion(), tuple(attempts))
 
     async def _open_stream(self, endpoint, request, site, counts, attempts) -> _OpenStream:
         """Start a stream and read it up to its first token, so failures before it can retry."""

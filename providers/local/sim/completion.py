@@ -1,4 +1,4 @@
-"""What the simulated model answers: text, JSON or a tool call, deterministically.
+"""What the simulated model answers: text, JSON or tool calls, deterministically.
 
 The answer depends only on the request's content and the server seed, never
 on the replica, timing or delivery (stream or not), so a retried or rerouted
@@ -21,6 +21,8 @@ from spendgraph.providers.tokens import count_text, encoding
 # Length of a free-text answer, in tokens, before max_tokens applies.
 MIN_TEXT_TOKENS = 20
 MAX_TEXT_TOKENS = 120
+# Most tool calls in one answer (parallel tool calls).
+MAX_PARALLEL_CALLS = 3
 
 
 @dataclass(frozen=True)
@@ -34,10 +36,17 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class Piece:
-    """One streamed fragment (content text or tool-call arguments) and the tokens it stands for."""
+    """One streamed fragment (content text or tool-call arguments) and the tokens it stands for.
+
+    In a tool-call answer ``call`` is the index of the call the piece belongs to;
+    ``opens`` marks the (text-less) piece that starts a call after the first,
+    streamed as a chunk with that call's id and name.
+    """
 
     text: str
     tokens: int
+    call: int = 0
+    opens: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,11 +54,11 @@ class Completion:
     """The whole answer, plus how it is cut into streamed pieces."""
 
     content: str | None
-    tool_call: ToolCall | None
+    tool_calls: tuple[ToolCall, ...]
     finish_reason: str
     completion_tokens: int
     pieces: tuple[Piece, ...]
-    # Tokens a streamed tool call's first chunk (id and name) stands for.
+    # Tokens the first chunk of a tool-call answer (first call's id and name) stands for.
     header_tokens: int = 0
 
 
@@ -66,7 +75,7 @@ def complete(
     enc = encoding(encoding_name)
     tool = _chosen_tool(request, rng)
     if tool is not None:
-        return _tool_completion(tool, rng, enc, token_limit)
+        return _tool_completion(request, tool, rng, enc, token_limit)
     if request.format_kind == "json_schema":
         text = json.dumps(generate_instance(request.schema, rng))
     elif request.format_kind == "json_object":
@@ -90,6 +99,24 @@ def _chosen_tool(request: ChatRequest, rng: random.Random) -> ToolSpec | None:
     if request.tool_choice == "auto" and request.messages[-1].get("role") != "user":
         return None
     return rng.choice(request.tools)
+
+
+def _more_tools(request: ChatRequest, first: ToolSpec, rng: random.Random) -> list[ToolSpec]:
+    """The tools called in parallel with ``first``, each a different function.
+
+    Only for ``"required"``/``"auto"`` with two or more tools and
+    ``parallel_tool_calls`` not false: the answer then has
+    ``min(len(tools), 2 + r)`` calls, ``r`` in {0, 1} drawn from the request's
+    generator -- at least two calls, at most :data:`MAX_PARALLEL_CALLS`.
+    """
+    if request.tool_choice == "function" or not request.parallel_tool_calls:
+        return []
+    by_name = {tool.name: tool for tool in request.tools}
+    others = [tool for name, tool in by_name.items() if name != first.name]
+    if not others:
+        return []
+    count = min(len(by_name), 2 + rng.randrange(MAX_PARALLEL_CALLS - 1))
+    return rng.sample(others, count - 1)
 
 
 def plain_text(rng: random.Random, prompt_text: str, enc: tiktoken.Encoding) -> str:
@@ -151,7 +178,7 @@ def _text_completion(text: str, enc: tiktoken.Encoding, limit: int | None) -> Co
     content = "".join(piece.text for piece in split)
     return Completion(
         content=content,
-        tool_call=None,
+        tool_calls=(),
         finish_reason="length" if cut else "stop",
         completion_tokens=count_text(content, enc.name),
         pieces=split,
@@ -159,22 +186,55 @@ def _text_completion(text: str, enc: tiktoken.Encoding, limit: int | None) -> Co
 
 
 def _tool_completion(
-    tool: ToolSpec, rng: random.Random, enc: tiktoken.Encoding, limit: int | None
+    request: ChatRequest,
+    first: ToolSpec,
+    rng: random.Random,
+    enc: tiktoken.Encoding,
+    limit: int | None,
 ) -> Completion:
+    """One or more tool calls; ``limit`` caps their tokens together.
+
+    Each call costs ``count_text(name + arguments)`` tokens. When the limit
+    cuts a call's arguments the answer ends there (finish_reason "length");
+    a later call that cannot fit its name and one argument token is left out
+    (also "length").
+    """
+    call, split, total, header_tokens, cut = _one_call(first, 0, rng, enc, limit)
+    calls = [call]
+    for tool in [] if cut else _more_tools(request, first, rng):
+        remaining = None if limit is None else limit - total
+        if remaining is not None and remaining <= count_text(tool.name, enc.name):
+            cut = True  # no room left for this call: the answer stops here
+            break
+        call, more, tokens, header, cut = _one_call(tool, len(calls), rng, enc, remaining)
+        split.append(Piece("", header, call=len(calls), opens=True))
+        split.extend(more)
+        calls.append(call)
+        total += tokens
+        if cut:
+            break
+    return Completion(
+        content=None,
+        tool_calls=tuple(calls),
+        finish_reason="length" if cut else "tool_calls",
+        completion_tokens=total,
+        pieces=tuple(split),
+        header_tokens=header_tokens,
+    )
+
+
+def _one_call(
+    tool: ToolSpec, index: int, rng: random.Random, enc: tiktoken.Encoding, limit: int | None
+) -> tuple[ToolCall, list[Piece], int, int, bool]:
+    """A call of ``tool``: the call, its argument pieces, its tokens, its header tokens, cut."""
     arguments = json.dumps(generate_instance(tool.parameters, rng))
     call_id = f"call_{rng.getrandbits(96):024x}"
     name_tokens = count_text(tool.name, enc.name)
     budget = None if limit is None else max(limit - name_tokens, 0)
     tokens, cut = _fit(arguments, budget, enc)
-    split = pieces(tokens, enc)
+    split = [Piece(p.text, p.tokens, call=index) for p in pieces(tokens, enc)]
     arguments = "".join(piece.text for piece in split)
     # Completion tokens of a tool call: its name and arguments, as one text.
     total = count_text(tool.name + arguments, enc.name)
-    return Completion(
-        content=None,
-        tool_call=ToolCall(id=call_id, name=tool.name, arguments=arguments),
-        finish_reason="length" if cut else "tool_calls",
-        completion_tokens=total,
-        pieces=split,
-        header_tokens=max(total - len(tokens), 0),
-    )
+    call = ToolCall(id=call_id, name=tool.name, arguments=arguments)
+    return call, split, total, max(total - len(tokens), 0), cut

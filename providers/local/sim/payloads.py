@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from spendgraph.providers.local.sim.completion import Completion, ToolCall
+from spendgraph.providers.local.sim.completion import Completion, Piece, ToolCall
 
 
 @dataclass(frozen=True)
@@ -49,8 +49,8 @@ def completion_body(
 ) -> dict[str, Any]:
     """A whole (non-streamed) ``chat.completion`` object."""
     message: dict[str, Any] = {"role": "assistant", "content": completion.content, "refusal": None}
-    if completion.tool_call is not None:
-        message["tool_calls"] = [_tool_call_json(completion.tool_call)]
+    if completion.tool_calls:
+        message["tool_calls"] = [_tool_call_json(call) for call in completion.tool_calls]
     return {
         "id": ids.id,
         "object": "chat.completion",
@@ -99,30 +99,35 @@ def chunk(
     return body
 
 
-def first_delta(completion: Completion) -> dict[str, Any]:
-    """The delta that opens a stream: the role, and for a tool call its id and name."""
-    if completion.tool_call is None:
-        return {"role": "assistant", "content": "", "refusal": None}
-    call = completion.tool_call
+def _call_opening(completion: Completion, index: int) -> dict[str, Any]:
+    """The first streamed fragment of tool call ``index``: its id, type and name."""
+    call = completion.tool_calls[index]
     return {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {
-                "index": 0,
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": ""},
-            }
-        ],
+        "index": index,
+        "id": call.id,
+        "type": "function",
+        "function": {"name": call.name, "arguments": ""},
     }
 
 
-def piece_delta(completion: Completion, text: str) -> dict[str, Any]:
-    """The delta carrying one streamed piece (content, or tool-call argument text)."""
-    if completion.tool_call is None:
-        return {"content": text}
-    return {"tool_calls": [{"index": 0, "function": {"arguments": text}}]}
+def first_delta(completion: Completion) -> dict[str, Any]:
+    """The delta that opens a stream: the role, and for tool calls the first call's id and name."""
+    if not completion.tool_calls:
+        return {"role": "assistant", "content": "", "refusal": None}
+    return {"role": "assistant", "content": None, "tool_calls": [_call_opening(completion, 0)]}
+
+
+def piece_delta(completion: Completion, piece: Piece) -> dict[str, Any]:
+    """The delta carrying one streamed piece: content, a call's opening, or argument text.
+
+    Tool calls stream as OpenAI does: each call has its own ``index``; its first
+    fragment carries the id, type and name, the next ones argument text only.
+    """
+    if not completion.tool_calls:
+        return {"content": piece.text}
+    if piece.opens:
+        return {"tool_calls": [_call_opening(completion, piece.call)]}
+    return {"tool_calls": [{"index": piece.call, "function": {"arguments": piece.text}}]}
 
 
 def sse(payload: Any) -> bytes:

@@ -44,6 +44,7 @@ class ChatRequest:
     raw_tools: tuple[Mapping[str, Any], ...] = ()
     tool_choice: str = "auto"  # "none" | "auto" | "required" | "function"
     tool_name: str | None = None
+    parallel_tool_calls: bool = True
 
     @property
     def last_user_text(self) -> str:
@@ -93,6 +94,9 @@ def parse_chat_request(body: Mapping[str, Any]) -> ChatRequest:
     format_kind, schema = _response_format(body.get("response_format"))
     tools, raw_tools = _tools(body.get("tools"))
     tool_choice, tool_name = _tool_choice(body.get("tool_choice"), tools)
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise bad_request("'parallel_tool_calls' must be a boolean.", param="parallel_tool_calls")
     options = body.get("stream_options") or {}
     return ChatRequest(
         model=model,
@@ -107,6 +111,7 @@ def parse_chat_request(body: Mapping[str, Any]) -> ChatRequest:
         raw_tools=raw_tools,
         tool_choice=tool_choice,
         tool_name=tool_name,
+        parallel_tool_calls=parallel is not False,
     )
 
 

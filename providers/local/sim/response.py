@@ -200,7 +200,7 @@ class SimulatedResponse:
                 break
             await self._until(output, timing.ttft + generated * timing.inter_token)
             generated += piece.tokens
-            delta = payloads.piece_delta(completion, piece.text)
+            delta = payloads.piece_delta(completion, piece)
             await emit(payloads.chunk(ids, delta, usage_=self._usage_field(output, generated)))
             self._sent_tokens = generated
         if cut_after is not None:

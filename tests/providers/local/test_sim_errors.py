@@ -62,6 +62,11 @@ BAD_BODIES = [
         "tool_choice",
     ),
     (
+        "parallel-tool-calls-not-a-boolean",
+        {"tools": [GOOD_TOOL], "parallel_tool_calls": "no"},
+        "parallel_tool_calls",
+    ),
+    (
         "stream-options-without-stream",
         {"stream_options": {"include_usage": True}},
         "stream_options",

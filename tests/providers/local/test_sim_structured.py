@@ -10,9 +10,11 @@ from typing import Literal
 
 import jsonschema
 import pytest
+from openai.lib.streaming.chat import ChatCompletionStreamState
 from pydantic import BaseModel, Field
 
 from spendgraph.providers.local.sim.schemagen import generate_instance
+from spendgraph.providers.local.sim.server import run_simulator
 from spendgraph.providers.tokens import count_chat, count_text
 
 ASK = [{"role": "user", "content": "Summarise the visit and suggest billing codes."}]
@@ -215,42 +217,91 @@ def _check_call(name: str, arguments: str) -> None:
     _assert_valid(json.loads(arguments), _PARAMS[name])
 
 
-@pytest.mark.parametrize(
-    "choice",
-    ["required", {"type": "function", "function": {"name": "lookup_code"}}],
-    ids=["required", "named"],
-)
-def test_tool_call_non_streamed(client, choice):
+NAMED = {"type": "function", "function": {"name": "lookup_code"}}
+
+
+def _expected_calls(tools: list) -> range:
+    """How many calls "required"/"auto" make (parallel_tool_calls not false): one with
+    one tool, else min(len(tools), 2 + r) with r 0 or 1 -- see the simulator's README."""
+    return range(1, 2) if len(tools) < 2 else range(2, min(len(tools), 3) + 1)
+
+
+def _assert_calls(calls, tools: list = TOOLS) -> None:
+    """Distinct ``call_`` ids, distinct offered functions, arguments valid for each."""
+    names = [call.function.name for call in calls]
+    ids = [call.id for call in calls]
+    assert len(set(names)) == len(names) and set(names) <= {t["function"]["name"] for t in tools}
+    assert len(set(ids)) == len(ids) and all(i.startswith("call_") for i in ids)
+    assert all(call.type == "function" for call in calls)
+    for call in calls:
+        _check_call(call.function.name, call.function.arguments)
+
+
+def _summary(response) -> list[tuple[str, str, str]]:
+    return [
+        (c.id, c.function.name, c.function.arguments)
+        for c in response.choices[0].message.tool_calls
+    ]
+
+
+def _tokens_of(calls) -> int:
+    return sum(count_text(c.function.name + c.function.arguments) for c in calls)
+
+
+def test_required_makes_parallel_calls_of_distinct_tools(client):
     response = client.chat.completions.create(
-        model="sim-large", messages=ASK, tools=TOOLS, tool_choice=choice
+        model="sim-large", messages=ASK, tools=TOOLS, tool_choice="required"
+    )
+    result = response.choices[0]
+    assert result.finish_reason == "tool_calls" and result.message.content is None
+    calls = result.message.tool_calls
+    assert len(calls) in _expected_calls(TOOLS)
+    _assert_calls(calls)
+    usage = response.usage
+    assert usage.prompt_tokens == count_chat(ASK, tools=TOOLS)
+    assert usage.completion_tokens == _tokens_of(calls)
+
+
+@pytest.mark.parametrize("parallel", [None, True, False], ids=["default", "true", "false"])
+def test_named_tool_choice_makes_exactly_one_call(client, parallel):
+    extra = {} if parallel is None else {"parallel_tool_calls": parallel}
+    response = client.chat.completions.create(
+        model="sim-large", messages=ASK, tools=TOOLS, tool_choice=NAMED, **extra
     )
     result = response.choices[0]
     assert result.finish_reason == "tool_calls" and result.message.content is None
     (call,) = result.message.tool_calls
-    assert call.id.startswith("call_") and call.type == "function"
-    if isinstance(choice, dict):
-        assert call.function.name == "lookup_code"
-    _check_call(call.function.name, call.function.arguments)
-    usage = response.usage
-    assert usage.prompt_tokens == count_chat(ASK, tools=TOOLS)
-    assert usage.completion_tokens == count_text(call.function.name + call.function.arguments)
+    assert call.function.name == "lookup_code"
+    _assert_calls([call])
+    assert response.usage.completion_tokens == _tokens_of([call])
+
+
+def _streamed(client, **kwargs):
+    """(chunks, the completion openai's own accumulator builds from them)."""
+    state = ChatCompletionStreamState()
+    chunks = list(
+        client.chat.completions.create(
+            model="sim-large",
+            messages=ASK,
+            stream=True,
+            stream_options={"include_usage": True},
+            **kwargs,
+        )
+    )
+    for chunk in chunks:
+        state.handle_chunk(chunk)
+    return chunks, state.get_final_completion()
 
 
 @pytest.mark.parametrize("tool", TOOLS, ids=lambda tool: tool["function"]["name"])
 def test_tool_call_streamed_in_openai_chunk_format(client, tool):
     name = tool["function"]["name"]
-    chunks = list(
-        client.chat.completions.create(
-            model="sim-large",
-            messages=ASK,
-            tools=TOOLS,
-            tool_choice={"type": "function", "function": {"name": name}},
-            stream=True,
-            stream_options={"include_usage": True},
-        )
+    chunks, final = _streamed(
+        client, tools=TOOLS, tool_choice={"type": "function", "function": {"name": name}}
     )
     head = chunks[0].choices[0].delta
-    assert head.role == "assistant" and head.tool_calls[0].id.startswith("call_")
+    assert head.role == "assistant" and len(head.tool_calls) == 1
+    assert head.tool_calls[0].id.startswith("call_")
     assert head.tool_calls[0].function.name == name and head.tool_calls[0].index == 0
     fragments = [
         chunk.choices[0].delta.tool_calls[0]
@@ -262,20 +313,130 @@ def test_tool_call_streamed_in_openai_chunk_format(client, tool):
     _check_call(name, arguments)
     assert chunks[-2].choices[0].finish_reason == "tool_calls"
     assert chunks[-1].usage.completion_tokens == count_text(name + arguments)
+    (call,) = final.choices[0].message.tool_calls
+    assert (call.function.name, call.function.arguments) == (name, arguments)
 
 
-def test_auto_calls_a_tool_then_answers_in_text(client):
+def test_parallel_calls_stream_one_index_per_call(client):
+    chunks, final = _streamed(client, tools=TOOLS, tool_choice="required")
+    fragments = [
+        fragment
+        for chunk in chunks
+        if chunk.choices
+        for fragment in chunk.choices[0].delta.tool_calls or ()
+    ]
+    assert all(
+        len(chunk.choices[0].delta.tool_calls or ()) <= 1 for chunk in chunks if chunk.choices
+    )
+    # OpenAI's shape: calls one after another, each opened by a fragment with its
+    # index, id, type, name and empty arguments; then argument text under that index.
+    openings = [i for i, f in enumerate(fragments) if f.id is not None]
+    indices = [fragments[i].index for i in openings]
+    assert indices == list(range(len(openings))) and len(openings) in _expected_calls(TOOLS)
+    for position, f in enumerate(fragments):
+        current = max(i for i in openings if i <= position)
+        assert f.index == fragments[current].index
+        if position == current:
+            assert f.type == "function" and f.function.name and f.function.arguments == ""
+        else:
+            assert f.function.name is None and f.function.arguments
+    assert chunks[-2].choices[0].finish_reason == "tool_calls"
+    calls = final.choices[0].message.tool_calls
+    _assert_calls(calls)
+    assert chunks[-1].usage.completion_tokens == _tokens_of(calls)
+    # The same answer as the non-streamed request (delivery never changes the content).
+    whole = client.chat.completions.create(
+        model="sim-large", messages=ASK, tools=TOOLS, tool_choice="required"
+    )
+    assert _summary(whole) == _summary(final)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("choice", ["required", "auto"])
+def test_parallel_tool_calls_false_makes_one_call(client, choice, stream):
+    kwargs = {"tools": TOOLS, "tool_choice": choice, "parallel_tool_calls": False}
+    if stream:
+        chunks, response = _streamed(client, **kwargs)
+        assert {
+            f.index for c in chunks if c.choices for f in c.choices[0].delta.tool_calls or ()
+        } == {0}
+    else:
+        response = client.chat.completions.create(model="sim-large", messages=ASK, **kwargs)
+    result = response.choices[0]
+    assert result.finish_reason == "tool_calls"
+    (call,) = result.message.tool_calls
+    _assert_calls([call])
+    assert response.usage.completion_tokens == _tokens_of([call])
+
+
+def test_number_of_calls_follows_the_rule(client):
+    """1 tool: one call; 2 tools: two; 3 tools: two or three (both occur), per request."""
+    seen: dict[int, set[int]] = {1: set(), 2: set(), 3: set()}
+    for index in range(8):
+        messages = [{"role": "user", "content": f"Visit {index}: code the findings."}]
+        for offered in (1, 2, 3):
+            tools = TOOLS[:offered]
+            reply = client.chat.completions.create(
+                model="sim-small", messages=messages, tools=tools, tool_choice="required"
+            )
+            calls = reply.choices[0].message.tool_calls
+            _assert_calls(calls, tools)
+            seen[offered].add(len(calls))
+    assert seen == {1: {1}, 2: {2}, 3: {2, 3}}
+
+
+def test_tool_calls_are_deterministic(client, make_client):
+    kwargs = {"model": "sim-large", "messages": ASK, "tools": TOOLS}
+    first = _summary(client.chat.completions.create(**kwargs))
+    assert len(first) in _expected_calls(TOOLS)
+    # Same request and seed: same calls (ids included) on any replica, every time.
+    assert _summary(client.chat.completions.create(**kwargs)) == first
+    assert _summary(make_client("b200-nvfp4-1").chat.completions.create(**kwargs)) == first
+    assert _summary(make_client(None).chat.completions.create(**kwargs)) == first  # fleet URL
+    with run_simulator(time_scale=0.0, seed=1) as other:  # the server seed changes them
+        reseeded = make_client(server=other).chat.completions.create(**kwargs)
+    assert _summary(reseeded) != first
+    _assert_calls(reseeded.choices[0].message.tool_calls)
+
+
+def test_auto_makes_parallel_calls_then_answers_in_text(client):
     messages = list(ASK)
-    for _ in range(2):  # an agent loop: it must end with a text answer
+    replies = []
+    for _ in range(3):  # an agent loop: it must end with a text answer
         reply = client.chat.completions.create(model="sim-large", messages=messages, tools=TOOLS)
+        replies.append(reply)
         message = reply.choices[0].message
         if not message.tool_calls:
             break
         messages.append(message.model_dump(exclude_none=True))
         for call in message.tool_calls:
             messages.append({"role": "tool", "tool_call_id": call.id, "content": "sunny, 21 C"})
-    assert len(messages) == 3, "auto should call exactly one tool, then answer"
-    assert reply.choices[0].finish_reason == "stop" and message.content
+    calling, answering = replies  # one round of tool calls, then the answer
+    calls = calling.choices[0].message.tool_calls
+    assert calling.choices[0].finish_reason == "tool_calls"
+    assert len(calls) in _expected_calls(TOOLS)
+    _assert_calls(calls)
+    assert len(messages) == 2 + len(calls)  # user, assistant, one tool message per call
+    assert answering.choices[0].finish_reason == "stop"
+    assert answering.choices[0].message.content and not answering.choices[0].message.tool_calls
+
+
+def test_max_tokens_caps_all_calls_together(client):
+    cut_in_a_later_call = False
+    for limit in range(8, 40, 2):
+        response = client.chat.completions.create(
+            model="sim-large", messages=ASK, tools=TOOLS, tool_choice="required", max_tokens=limit
+        )
+        result = response.choices[0]
+        calls = result.message.tool_calls
+        assert response.usage.completion_tokens == _tokens_of(calls) <= limit
+        assert result.finish_reason in ("length", "tool_calls")
+        complete = calls if result.finish_reason == "tool_calls" else calls[:-1]
+        _assert_calls(complete)  # every call but a cut last one is whole
+        if result.finish_reason == "tool_calls":
+            assert len(calls) in _expected_calls(TOOLS)
+        cut_in_a_later_call |= result.finish_reason == "length" and len(calls) > 1
+    assert cut_in_a_later_call
 
 
 @pytest.mark.parametrize("stream", [False, True])
