@@ -6,13 +6,6 @@ import pytest
 
 from spendgraph.providers.config import parse_config
 from spendgraph.providers.gateway import ProviderLayer
-from spendgraph.providers.ledger import Ledger
-
-
-@pytest.fixture
-def ledger(tmp_path):
-    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as opened:
-        yield opened
 
 
 @pytest.fixture
