@@ -1,12 +1,14 @@
 """Provider-layer overhead: raw AsyncOpenAI vs spendgraph's ProviderLayer, same endpoint.
 
-Starts the fleet simulator in a separate process (time scale 0, so the server
-answers as fast as it can and the client side dominates), then runs the same
-chat calls through (a) the raw ``openai.AsyncOpenAI`` client and (b) the
-provider layer with routing, budget accounting and a SQLite ledger. Rounds
-alternate between the two so machine noise hits both alike.
+Starts the fleet simulator in a separate process, then runs the same chat
+calls through (a) the raw ``openai.AsyncOpenAI`` client and (b) the provider
+layer with routing, accounting and a SQLite ledger (each call returns only
+after its row is committed). Rounds alternate between the two so machine
+noise hits both alike. Time scale 0 is the worst case: the server answers at
+once, so the client side is all there is; 0.1 gives calls of tens of
+milliseconds, still far shorter than real model calls.
 
-    python benchmarks/overhead.py --calls 400 --rounds 3
+    python benchmarks/overhead.py --calls 400 --rounds 3 --time-scales 0,0.1
 
 Reports median per-call latency at concurrency 1 and throughput at
 concurrency 64, with ratios. Targets: overhead <= 10% at concurrency 1, and
@@ -43,9 +45,9 @@ MESSAGES = [
 MAX_TOKENS = 32
 
 
-def start_simulator(port: int) -> subprocess.Popen:
+def start_simulator(port: int, time_scale: float) -> subprocess.Popen:
     command = [sys.executable, "-m", "spendgraph.cli.main", "serve", "sim", "--port", str(port)]
-    command += ["--time-scale", "0"]
+    command += ["--time-scale", str(time_scale)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -139,15 +141,17 @@ async def measure(url: str, calls: int, rounds: int, ledger_path: Path) -> list[
             for _ in range(rounds):
                 raw_runs.append(await timed_calls(raw_call(client, stream), calls, concurrency))
                 layer_runs.append(await timed_calls(layer_call(layer, stream), calls, concurrency))
-            rows.append((stream, concurrency, raw_runs, layer_runs, calls))
+            rows.append((stream, concurrency, raw_runs, layer_runs))
     await client.close()
     await layer.aclose()
     return rows
 
 
-def report(rows: list[tuple]) -> None:
-    table = Table(title="Provider-layer overhead vs raw AsyncOpenAI (simulator, time scale 0)")
-    for column in (
+def report(results: dict[float, list[tuple]], calls: int) -> None:
+    """One row per (time scale, plain/stream, concurrency): medians and their ratios."""
+    table = Table(title="Provider layer vs raw AsyncOpenAI on the same simulator endpoint")
+    columns = (
+        "time scale",
         "mode",
         "conc.",
         "raw median ms",
@@ -156,42 +160,47 @@ def report(rows: list[tuple]) -> None:
         "raw calls/s",
         "layer calls/s",
         "throughput ratio",
-    ):
+    )
+    for column in columns:
         table.add_column(column, justify="right")
-    for stream, concurrency, raw_runs, layer_runs, calls in rows:
-        raw_median = statistics.median(lat for run in raw_runs for lat in run[0]) * 1000
-        layer_median = statistics.median(lat for run in layer_runs for lat in run[0]) * 1000
-        raw_rate = statistics.median(calls / run[1] for run in raw_runs)
-        layer_rate = statistics.median(calls / run[1] for run in layer_runs)
-        table.add_row(
-            "stream" if stream else "plain",
-            str(concurrency),
-            f"{raw_median:.2f}",
-            f"{layer_median:.2f}",
-            f"{layer_median / raw_median:.3f}",
-            f"{raw_rate:.0f}",
-            f"{layer_rate:.0f}",
-            f"{layer_rate / raw_rate:.3f}",
-        )
-    Console().print(table)
+    for time_scale, rows in results.items():
+        for stream, concurrency, raw_runs, layer_runs in rows:
+            raw_median = statistics.median(lat for run in raw_runs for lat in run[0]) * 1000
+            layer_median = statistics.median(lat for run in layer_runs for lat in run[0]) * 1000
+            raw_rate = statistics.median(calls / run[1] for run in raw_runs)
+            layer_rate = statistics.median(calls / run[1] for run in layer_runs)
+            table.add_row(
+                f"{time_scale:g}",
+                "stream" if stream else "plain",
+                str(concurrency),
+                f"{raw_median:.2f}",
+                f"{layer_median:.2f}",
+                f"{layer_median / raw_median:.3f}",
+                f"{raw_rate:.0f}",
+                f"{layer_rate:.0f}",
+                f"{layer_rate / raw_rate:.3f}",
+            )
+    Console(width=150).print(table)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400, help="calls per run")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per cell")
+    parser.add_argument("--time-scales", default="0,0.1", help="simulator time scales, a,b,...")
     args = parser.parse_args()
-    port = free_port()
-    simulator = start_simulator(port)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            rows = asyncio.run(
-                measure(f"http://127.0.0.1:{port}", args.calls, args.rounds, Path(tmp) / "b.db")
-            )
-    finally:
-        simulator.terminate()
-        simulator.wait(10)
-    report(rows)
+    results = {}
+    for time_scale in (float(value) for value in args.time_scales.split(",")):
+        port = free_port()
+        simulator = start_simulator(port, time_scale)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                url, ledger = f"http://127.0.0.1:{port}", Path(tmp) / "bench.db"
+                results[time_scale] = asyncio.run(measure(url, args.calls, args.rounds, ledger))
+        finally:
+            simulator.terminate()
+            simulator.wait(10)
+    report(results, args.calls)
 
 
 if __name__ == "__main__":
