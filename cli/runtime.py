@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -16,6 +17,7 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from spendgraph.graph import open_checkpointer
 from spendgraph.providers.config import (
     SpendgraphConfig,
+    config_from_mapping,
     example_config_path,
     load_config,
     parse_config,
@@ -57,13 +59,43 @@ def _sim_config(stack: ExitStack, target: Target, env: Mapping[str, str]) -> Spe
     )
 
 
-def _embedded_config(stack: ExitStack) -> SpendgraphConfig:
-    from spendgraph.providers.local.embedded import EmbeddedServer, model_path
+# The embedded model's price: what this CPU costs per hour (default 0: a known
+# zero), and the throughput that turns $/hour into $/token when it is not 0.
+LOCAL_PRICE_ENV = {
+    "gpu_hour_usd": "SPENDGRAPH_LOCAL_USD_PER_HOUR",
+    "input_tokens_per_s": "SPENDGRAPH_LOCAL_INPUT_TOKENS_PER_S",
+    "output_tokens_per_s": "SPENDGRAPH_LOCAL_OUTPUT_TOKENS_PER_S",
+}
+
+
+def _local_price(env: Mapping[str, str]) -> dict[str, object]:
+    price: dict[str, object] = {}
+    for key, name in LOCAL_PRICE_ENV.items():
+        if env.get(name):
+            try:
+                price[key] = Decimal(env[name]) if key == "gpu_hour_usd" else float(env[name])
+            except (InvalidOperation, ValueError):
+                raise ConfigError(f"expected a number, got {env[name]!r}", source=name) from None
+    return price
+
+
+def _embedded_config(stack: ExitStack, env: Mapping[str, str]) -> SpendgraphConfig:
+    from spendgraph.providers.local.embedded import (
+        EmbeddedServer,
+        embedded_endpoint_config,
+        model_path,
+    )
 
     model_path()  # raises EmbeddedModelUnavailable, with how to install, if it is missing
+    price = _local_price(env)
+    names = ", ".join(LOCAL_PRICE_ENV.values())
+    config_from_mapping(  # a bad price fails before the server starts
+        {"endpoints": [embedded_endpoint_config("http://127.0.0.1:1/v1", **price)]},
+        source=f"embedded model ({names})",
+    )
     server = stack.enter_context(EmbeddedServer())
-    return SpendgraphConfig.model_validate(
-        {"endpoints": [server.endpoint_config()], "source": "embedded model"}
+    return config_from_mapping(
+        {"endpoints": [server.endpoint_config(**price)]}, source=f"embedded model ({names})"
     )
 
 
@@ -80,7 +112,7 @@ def resolve_config(
     config = load_config(target.config, env=env)
     if config is not None:
         return config, config.source
-    return _embedded_config(stack), "embedded SmolLM2-135M (CPU, llama.cpp)"
+    return _embedded_config(stack, env), "embedded SmolLM2-135M (CPU, llama.cpp)"
 
 
 async def open_session(

@@ -485,7 +485,14 @@ def parse_config(
         raw = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidConfig([toml_problem(exc)], source=source) from exc
+    return config_from_mapping(raw, source=source, env=env)
 
+
+def config_from_mapping(
+    raw: Mapping[str, Any], *, source: str, env: Mapping[str, str] = os.environ
+) -> SpendgraphConfig:
+    """Validate a config given as data (what a TOML file parses to), with the same
+    one-error-naming-every-problem reporting as :func:`parse_config`."""
     problems: list[Problem] = []
     if "source" in raw:  # set by the loader, not by the file
         problems.append(

@@ -148,3 +148,13 @@ def test_chat_answers_on_the_embedded_model(cli, tmp_path):
     assert row.endpoint.hardware == "cpu" and row.usage.output > 0
     assert row.cost_usd == 0  # a CPU at $0/hour: a known zero, not unknown
     assert row.usage.source.value == "counted"  # llama.cpp streams carry no usage
+
+
+def test_embedded_price_without_throughput_is_a_clear_error(tmp_path):
+    env = {**ENV, "SPENDGRAPH_LOCAL_USD_PER_HOUR": "0.05"}
+    result = CliRunner().invoke(
+        app, ["chat", "--ledger", str(tmp_path / "p.db")], input="hi\n", env=env
+    )
+    assert result.exit_code == 1
+    assert "SPENDGRAPH_LOCAL_OUTPUT_TOKENS_PER_S" in result.stderr
+    assert "needs a measured" in result.stderr
