@@ -26,6 +26,7 @@ from spendgraph.cli.options import ConfigOption, LedgerOption, handled_errors
 from spendgraph.cli.run import (
     BudgetTokensOption,
     BudgetUsdOption,
+    NoBudgetOption,
     SimOption,
     SimScaleOption,
     ThreadOption,
@@ -54,6 +55,7 @@ class Conversation:
     budget_usd: Decimal | None
     budget_tokens: int | None
     user: str | None
+    no_budget: bool = False
     query_ids: list[str] = field(default_factory=list)  # every query, cancelled ones too
 
 
@@ -67,6 +69,7 @@ def chat(
     ledger: LedgerOption = None,
     budget_usd: BudgetUsdOption = None,
     budget_tokens: BudgetTokensOption = None,
+    no_budget: NoBudgetOption = False,
     thread: ThreadOption = None,
     user: UserOption = None,
 ) -> None:
@@ -75,7 +78,9 @@ def chat(
     with handled_errors(out):
         app = load_app(app_name)
         target = Target(config=config, sim=sim, sim_time_scale=sim_time_scale, ledger=ledger)
-        talk = Conversation(app, thread or uuid.uuid4().hex, budget_usd, budget_tokens, user)
+        talk = Conversation(
+            app, thread or uuid.uuid4().hex, budget_usd, budget_tokens, user, no_budget
+        )
         ChatLoop(out, talk, interactive=sys.stdin.isatty()).run(target)
 
 
@@ -132,9 +137,12 @@ class ChatLoop:
 
     async def _turn(self, text: str) -> None:
         session, talk = self.session, self.talk
-        graph = with_checkpointer(talk.app.build(), session.checkpointer)
+        graph = with_checkpointer(talk.app.build(), session.checkpointer_for(talk.app))
         options = talk.app.run_options(
-            budget_usd=talk.budget_usd, budget_tokens=talk.budget_tokens, user=talk.user
+            budget_usd=talk.budget_usd,
+            budget_tokens=talk.budget_tokens,
+            user=talk.user,
+            clear_budget=talk.no_budget,
         )
         events = stream_graph(graph, session.layer, text, thread_id=talk.thread_id, options=options)
         result = None
@@ -173,8 +181,8 @@ class ChatLoop:
 
     def _set_budget(self, value: str) -> None:
         if value in ("off", "none"):
-            self.talk.budget_usd = None
-            self.out.print("budget cleared")
+            self.talk.budget_usd, self.talk.no_budget = None, True
+            self.out.print("no budget for the next messages (the app's default is off too)")
             return
         try:
             amount = Decimal(value)
@@ -183,7 +191,7 @@ class ChatLoop:
         if amount <= 0:
             self.out.error(f"/budget needs a positive USD amount (or 'off'), got {value!r}")
             return
-        self.talk.budget_usd = amount
+        self.talk.budget_usd, self.talk.no_budget = amount, False
         self.out.print(f"budget ${amount:f} per query")
 
     def _show_spend(self) -> None:

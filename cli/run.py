@@ -38,6 +38,10 @@ BudgetUsdOption = Annotated[
 BudgetTokensOption = Annotated[
     int | None, typer.Option("--budget-tokens", min=1, help="Per-query budget in tokens.")
 ]
+NoBudgetOption = Annotated[
+    bool,
+    typer.Option("--no-budget", help="Run without the app's default budget (or any budget)."),
+]
 ThreadOption = Annotated[
     str | None, typer.Option("--thread", help="Conversation thread to continue (or start).")
 ]
@@ -53,6 +57,7 @@ def run(
     ledger: LedgerOption = None,
     budget_usd: BudgetUsdOption = None,
     budget_tokens: BudgetTokensOption = None,
+    no_budget: NoBudgetOption = False,
     thread: ThreadOption = None,
     user: UserOption = None,
     as_json: JsonOption = False,
@@ -65,7 +70,12 @@ def run(
             samples = "\n".join(f"  {s}" for s in app.samples) or "  (none)"
             raise CommandError(f"give the input to {app.name}, e.g. one of its samples:\n{samples}")
         target = Target(config=config, sim=sim, sim_time_scale=sim_time_scale, ledger=ledger)
-        overrides = {"budget_usd": budget_usd, "budget_tokens": budget_tokens, "user": user}
+        overrides = {
+            "budget_usd": budget_usd,
+            "budget_tokens": budget_tokens,
+            "user": user,
+            "clear_budget": no_budget,
+        }
         result, records = asyncio.run(_run_once(app, text, target, thread, overrides))
         _report(out, result, records)
 
@@ -75,7 +85,7 @@ async def _run_once(app: App, text: str, target: Target, thread: str | None, ove
         async with AsyncExitStack() as astack:
             session = await open_session(stack, astack, target)
             require_tiers(session.layer.config, app.tiers, app.name)
-            graph = with_checkpointer(app.build(), session.checkpointer)
+            graph = with_checkpointer(app.build(), session.checkpointer_for(app))
             result = await run_graph(
                 graph, session.layer, text, thread_id=thread, options=app.run_options(**overrides)
             )

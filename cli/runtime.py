@@ -15,6 +15,7 @@ from pathlib import Path
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from spendgraph.graph import open_checkpointer
+from spendgraph.graph.app import App
 from spendgraph.providers.config import (
     SpendgraphConfig,
     config_from_mapping,
@@ -47,6 +48,10 @@ class Session:
     ledger_url: str
     checkpointer: BaseCheckpointSaver
     endpoints_label: str
+
+    def checkpointer_for(self, app: App) -> BaseCheckpointSaver | None:
+        """The thread checkpointer, unless the app keeps no threads."""
+        return self.checkpointer if app.keep_threads else None
 
 
 def _sim_config(stack: ExitStack, target: Target, env: Mapping[str, str]) -> SpendgraphConfig:

@@ -25,7 +25,10 @@ class App:
     unless the user overrides them (``app`` is filled in from ``name``).
     ``samples`` are example inputs shown by ``spendgraph run NAME --samples``
     and used by tests. ``tiers`` lists the model tiers its agents ask for, so a
-    config that lacks one is reported before the first call.
+    config that lacks one is reported before the first call. ``keep_threads``
+    False runs it without a conversation checkpoint: each input starts fresh
+    and nothing of it is written to the threads database (for inputs that must
+    not be stored, like patient transcripts).
     """
 
     name: str
@@ -34,11 +37,15 @@ class App:
     defaults: RunOptions = field(default_factory=RunOptions)
     samples: tuple[str, ...] = ()
     tiers: tuple[str, ...] = ("default",)
+    keep_threads: bool = True
 
-    def run_options(self, **overrides: object) -> RunOptions:
-        """This app's defaults with ``app`` set and any non-None overrides applied."""
+    def run_options(self, *, clear_budget: bool = False, **overrides: object) -> RunOptions:
+        """This app's defaults with ``app`` set and any non-None overrides applied;
+        ``clear_budget`` drops the default budget (for unpriced endpoints, say)."""
         values = {k: v for k, v in overrides.items() if v is not None}
         base = self.defaults
         fields = {name: getattr(base, name) for name in base.__dataclass_fields__}
+        if clear_budget:
+            fields.update(budget_usd=None, budget_tokens=None)
         fields.update(app=base.app or self.name, **values)
         return RunOptions(**fields)

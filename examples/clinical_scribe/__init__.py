@@ -25,6 +25,9 @@ APP = App(
     defaults=RunOptions(budget_usd=Decimal("0.01"), store_text=False),
     samples=tuple(transcripts().values()),
     tiers=("default", "large"),
+    # No conversation checkpoints: a visit is one input, and the transcript must
+    # not land in the threads database either.
+    keep_threads=False,
 )
 
 __all__ = ["APP", "build"]

@@ -62,11 +62,6 @@ def test_the_chat_takes_one_visit_per_message(tmp_path, monkeypatch):
     assert "status=ok calls=3 " in result.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the CLI attaches the thread checkpointer to every app, so the transcript is "
-    "checkpointed in <ledger>.threads.db; needs an App opt-out of checkpointing (lead)",
-)
 def test_the_cli_keeps_patient_text_out_of_the_thread_checkpoints(run_cli):
     marker = f"PATIENT-{uuid.uuid4().hex}"
     visit = transcripts()["sore_throat"].replace("Ms. Sample", f"Ms. Sample {marker}")
