@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from spendgraph.cli import audit, chat, endpoints, run, serve
+from spendgraph.cli import audit, chat, costs, endpoints, run, serve
 from spendgraph.cli.console import Output
 from spendgraph.providers.errors import SpendgraphError
 
@@ -21,6 +21,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(endpoints.app, name="endpoints")
 app.command("run")(run.run)
 app.command("chat")(chat.chat)
+app.command("costs")(costs.costs)
 
 
 def main() -> None:

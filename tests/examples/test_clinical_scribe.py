@@ -13,7 +13,6 @@ from sqlalchemy import make_url
 from spendgraph.cli.apps import load_app
 from spendgraph.examples.clinical_scribe import APP
 from spendgraph.examples.clinical_scribe.codes import CodeTable
-from spendgraph.examples.clinical_scribe.costs import measure, table
 from spendgraph.examples.clinical_scribe.samples import transcripts
 from spendgraph.graph import open_checkpointer, run_graph, with_checkpointer
 from spendgraph.providers.ledger.records import CallStatus, QueryStatus
@@ -133,12 +132,3 @@ async def test_a_copied_folder_runs_as_a_users_app(tmp_path, layer):
     assert app.name == "clinical_scribe" and app.samples == APP.samples
     result = await run_graph(app.build(), layer, app.samples[0], options=app.run_options())
     assert result.status is QueryStatus.OK
-
-
-async def test_the_cost_script_measures_each_pool(config):
-    rows = await measure(APP, config, [SORE_THROAT])
-    assert [r.pool for r in rows] == POOLS
-    assert all(r.calls == 3 and r.queries == 1 for r in rows)
-    cost = [r.cost_usd for r in rows]
-    assert cost[0] < cost[1] < cost[2]  # NVFP4 < Blackwell FP8 < Hopper
-    assert "| blackwell-nvfp4 | B200 nvfp4 | 3.0 |" in table(rows)

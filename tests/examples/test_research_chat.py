@@ -11,7 +11,6 @@ from spendgraph.agents import ToolCallFinished
 from spendgraph.cli.apps import load_app
 from spendgraph.examples.research_chat import APP
 from spendgraph.examples.research_chat.agents import PLANNER_MAX_TOKENS
-from spendgraph.examples.research_chat.costs import measure, only_pool, pools
 from spendgraph.examples.research_chat.graph import FANOUT
 from spendgraph.graph import RunFinished, run_graph, stream_graph
 from spendgraph.providers.ledger.records import CallStatus, QueryStatus
@@ -104,18 +103,3 @@ async def test_a_copied_folder_runs_as_a_users_app(tmp_path, layer):
     app = load_app(str(copy))
     result = await run_graph(app.build(), layer, "What is NVFP4?", options=app.run_options())
     assert result.status is QueryStatus.OK and result.spend.calls >= 12
-
-
-async def test_the_cost_script_narrows_the_config_to_each_pool(config):
-    assert pools(config, APP.tiers) == [
-        "blackwell-nvfp4",
-        "blackwell-fp8",
-        "hopper-h200-fp8",
-        "hopper-h100-fp8",
-    ]
-    narrowed = only_pool(config, "hopper-h100-fp8", APP.tiers)
-    assert {e.name for e in narrowed.endpoints_for("default")} == {"h100-fp8-0", "h100-fp8-1"}
-    assert narrowed.endpoints_for("fast")  # endpoints of other tiers stay
-    # One pool is enough here: test_clinical_scribe runs the same script on all four.
-    [row] = await measure(APP, narrowed, [QUESTION])
-    assert row.pool == "hopper-h100-fp8" and row.calls >= 12 and row.cost_usd > 0
