@@ -1,0 +1,182 @@
+"""voice_support's graph: draft-and-verify, plus escalation to a human.
+
+::
+
+    START -(escalated earlier)-> handoff -> END
+          -(otherwise)---------> assist -> review -> END
+
+* ``assist`` runs the :func:`~spendgraph.graph.draft_and_verify` graph as one
+  step: the responder drafts within the latency target (its draft is what the
+  caller hears first), the verifier checks it and, if it is wrong, writes a
+  correction. Its events (tokens, :class:`DraftReady`, :class:`VerdictReady`)
+  are passed on, so a terminal shows the draft as it streams.
+* ``review`` (code) counts rejected drafts in this call. A rejected draft
+  means the caller already heard a wrong answer; after ``escalate_after``
+  of them the call goes to a human: the answer says so, and ``support`` in
+  the state records it (``escalated``, ``ticket``, ``reason``). The run's
+  ``stop_reason`` is then ``escalated``.
+* ``handoff`` (code) answers every later turn of an escalated call without a
+  model call: a person has the call now.
+
+``support`` persists with the thread (the checkpointer saves it), so an
+escalated call stays escalated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+
+from spendgraph.graph import DraftVerifyOptions, GraphState, RunContext, draft_and_verify
+from spendgraph.graph.nodes import with_spend
+from spendgraph.graph.state import BUDGET_EXHAUSTED, DONE, STATE_KEYS
+
+from .agents import responder, verifier
+from .knowledge import KnowledgeBase
+
+ASSIST, REVIEW, HANDOFF = "assist", "review", "handoff"
+ESCALATED = "escalated"
+TRANSFER = (
+    "I'm sorry I didn't get that right. I'm transferring you to a colleague now, who can "
+    "see this conversation. Your reference is {ticket}."
+)
+WAITING = "A colleague has this call now and will be with you shortly. Your reference is {ticket}."
+# Said when the budget stopped the turn before any answer existed.
+UNANSWERED = (
+    "I'm sorry, I can't answer that right now. Could you say it again, or ask for a colleague?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SupportOptions:
+    """How the voice assistant runs.
+
+    ``latency_target_ms``: the responder's time-to-first-token target (routing
+    picks an endpoint that meets it). ``escalate_after``: rejected drafts in one
+    call before a human takes over (None: never -- e.g. for scripted replays).
+    ``history_limit``: earlier messages each agent sees; keep it above a whole
+    call's length, because a sliding window changes the prompt's beginning every
+    turn and so defeats the prefix cache.
+    """
+
+    latency_target_ms: float = 400.0
+    escalate_after: int | None = 2
+    history_limit: int = 80
+
+    def __post_init__(self) -> None:
+        if self.escalate_after is not None and self.escalate_after < 1:
+            raise ValueError("escalate_after must be at least 1 (or None: never escalate)")
+        if self.history_limit < 0:
+            raise ValueError("history_limit must be 0 or more")
+
+
+class SupportState(GraphState, total=False):
+    """The graph state plus ``support``: this call's rejections and escalation (persisted)."""
+
+    support: dict[str, Any]
+
+
+def build_graph(
+    kb: KnowledgeBase | None = None, options: SupportOptions | None = None
+) -> CompiledStateGraph:
+    """The compiled voice_support graph (no checkpointer: the runner attaches one)."""
+    kb = kb or KnowledgeBase.load()
+    options = options or SupportOptions()
+    checked = draft_and_verify(
+        responder(kb),
+        verifier(kb),
+        options.latency_target_ms,
+        options=DraftVerifyOptions(history_limit=options.history_limit),
+    )
+    # The inner graph runs inside the `assist` node; checkpointer=False keeps it from
+    # saving its own copy of the conversation next to the outer graph's.
+    checked = checked.copy(update={"checkpointer": False})
+    graph = StateGraph(SupportState, context_schema=RunContext)
+    graph.add_node(ASSIST, _assist(checked))
+    graph.add_node(REVIEW, _review(options))
+    graph.add_node(HANDOFF, _handoff)
+    graph.add_conditional_edges(START, _route, [ASSIST, HANDOFF])
+    graph.add_edge(ASSIST, REVIEW)
+    graph.add_edge(REVIEW, END)
+    graph.add_edge(HANDOFF, END)
+    return graph.compile(name="voice_support").with_config(recursion_limit=8)
+
+
+def _route(state: SupportState) -> str:
+    return HANDOFF if (state.get("support") or {}).get(ESCALATED) else ASSIST
+
+
+def _assist(checked: CompiledStateGraph):
+    """Run the draft-and-verify graph as one step, passing its events on."""
+
+    async def assist(state: SupportState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+        final: dict[str, Any] = {}
+        inner = {key: value for key, value in state.items() if key in STATE_KEYS}
+        async for mode, chunk in checked.astream(
+            inner, stream_mode=["custom", "values"], context=runtime.context
+        ):
+            if mode == "custom":
+                runtime.stream_writer(chunk)
+            else:
+                final = chunk
+        # The conversation history is written once, by `review`; the rest of the
+        # inner run's per-query keys carry over as they are.
+        keys = ("answer", "draft", "verdict", "outputs", "steps", "spend", "status")
+        update = {key: final[key] for key in keys if key in final}
+        if final.get("status") == BUDGET_EXHAUSTED:
+            update["stop_reason"] = "budget"
+        return update
+
+    return assist
+
+
+def _review(options: SupportOptions):
+    async def review(state: SupportState) -> dict[str, Any]:
+        support = _support(state)
+        verdict = state.get("verdict") or {}
+        if verdict.get("accepted") is False:  # None (unreadable) is not held against the draft
+            support["rejections"] += 1
+        answer = state.get("answer") or state.get("draft") or UNANSWERED
+        limit = options.escalate_after
+        if limit is not None and support["rejections"] >= limit:
+            support.update(escalated=True, ticket=_ticket(state), reason=_reason(support, verdict))
+            answer = f"{answer} {TRANSFER.format(ticket=support['ticket'])}".strip()
+        update: dict[str, Any] = {"support": support, "answer": answer}
+        update["stop_reason"] = ESCALATED if support[ESCALATED] else "done"
+        update["messages"] = [{"role": "assistant", "content": answer}]
+        return with_spend(update)
+
+    return review
+
+
+async def _handoff(state: SupportState) -> dict[str, Any]:
+    answer = WAITING.format(ticket=_support(state)["ticket"])
+    return with_spend(
+        {
+            "answer": answer,
+            "status": DONE,
+            "stop_reason": ESCALATED,
+            "messages": [{"role": "assistant", "content": answer}],
+        }
+    )
+
+
+def _support(state: Mapping[str, Any]) -> dict[str, Any]:
+    """This call's support record (a copy, safe to change)."""
+    record = {"rejections": 0, ESCALATED: False, "ticket": None, "reason": ""}
+    return {**record, **(state.get("support") or {})}
+
+
+def _ticket(state: Mapping[str, Any]) -> str:
+    """A reference the caller can quote; the query id ties it to the ledger."""
+    return "HUM-" + (state.get("query_id") or "unknown")[:8].upper()
+
+
+def _reason(support: Mapping[str, Any], verdict: Mapping[str, Any]) -> str:
+    problems = verdict.get("problems") or "no reason given"
+    return f"{support['rejections']} drafts rejected in this call; last: {problems}"
