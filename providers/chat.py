@@ -27,24 +27,21 @@ class ChatRequest:
     temperature: float | None = None
     latency_target_ms: float | None = None  # overrides the tier's target for this call
     # Prefix affinity: requests with the same key go to the same replica of a
-    # pool. None derives one from the conversation's opening (see affinity_key()).
+    # pool. None: the query's thread and agent, else the conversation's opening.
     affinity_key: str | None = None
     extra_headers: Mapping[str, str] = field(default_factory=dict)
 
-    def conversation_key(self, max_chars: int) -> str:
-        """The affinity key: explicit, or a hash of the conversation's opening --
-        every message up to and including the first user message, at most
-        ``max_chars`` of it. Later turns of one conversation share that opening
-        (and so the prefix a replica has cached), whatever came after it."""
-        if self.affinity_key is not None:
-            return self.affinity_key
-        opening: list[str] = []
+    def opening_key(self) -> str:
+        """A hash of the conversation's opening: every message up to and including
+        the first user message. Later turns of one conversation share it (and the
+        prefix a replica has cached), whatever came after; different conversations
+        with the same system prompt differ by their first user message."""
+        digest = hashlib.blake2b(digest_size=16)
         for message in self.messages:
-            opening.append(f"{message.get('role')}\0{message.get('content') or ''}\0")
+            digest.update(f"{message.get('role')}\0{message.get('content') or ''}\0".encode())
             if message.get("role") == "user":
                 break
-        text = "".join(opening)[:max_chars]
-        return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        return digest.hexdigest()
 
     def body(self, model: str, *, max_tokens: int | None, stream: bool) -> dict[str, Any]:
         """Keyword arguments for ``chat.completions.create`` against one endpoint."""

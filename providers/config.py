@@ -279,7 +279,6 @@ class TierConfig(ConfigModel):
     latency_target_ms: Annotated[float, Field(gt=0)] | None = None
     fallbacks: list[NonEmptyStr] = Field(default_factory=list)
     prefix_affinity: bool = False
-    prefix_tokens: Annotated[int, Field(ge=1)] = 1024
 
 
 class RoutingConfig(ConfigModel):

@@ -52,9 +52,18 @@ class SpendSummary:
 class QueryScope:
     """One end-user query while it runs: its id, budget, text policy and totals."""
 
-    def __init__(self, query_id: str, *, budget: Budget | None, store_text: bool, app: str = ""):
+    def __init__(
+        self,
+        query_id: str,
+        *,
+        budget: Budget | None,
+        store_text: bool,
+        app: str = "",
+        thread_id: str = "",
+    ):
         self.id = query_id
         self.app = app
+        self.thread_id = thread_id
         self.budget = budget
         self.store_text = store_text
         self.status: QueryStatus | None = None  # set to override the status on close

@@ -135,7 +135,9 @@ class ProviderLayer:
         )
         await self.ledger.open_query(record)
         budget = None if limits.unlimited else Budget(limits, query_id=record.id)
-        scope = QueryScope(record.id, budget=budget, store_text=keep_text, app=app)
+        scope = QueryScope(
+            record.id, budget=budget, store_text=keep_text, app=app, thread_id=thread_id
+        )
         status, error = QueryStatus.OK, None
         try:
             with query_context(scope):
@@ -161,12 +163,10 @@ class ProviderLayer:
             request_id=uuid.uuid4().hex,
         )
 
-    def _route(self, request: ChatRequest, counts: _PromptCounts) -> list[Endpoint]:
-        tier = self.config.tier(request.model)
+    def _route(self, request: ChatRequest, site: CallSite, counts: _PromptCounts) -> list[Endpoint]:
         key = None
-        if tier.prefix_affinity or request.affinity_key is not None:
-            # ~4 characters per token: the key covers about prefix_tokens tokens.
-            key = request.conversation_key(max_chars=4 * tier.prefix_tokens)
+        if request.affinity_key is not None or self.config.tier(request.model).prefix_affinity:
+            key = _affinity_key(request, site)
         return self.router.plan(
             RouteRequest(
                 model=request.model,
@@ -185,17 +185,19 @@ class ProviderLayer:
         def once(endpoint: Endpoint):
             return self._complete_once(endpoint, request, site, counts, attempts)
 
-        endpoint, response = await self._first_success(request, counts, once)
+        endpoint, response = await self._first_success(request, site, counts, once)
         self.router.release(endpoint)
         return ChatResult(response, tuple(attempts))
 
-    async def _first_success(self, request: ChatRequest, counts: _PromptCounts, once):
+    async def _first_success(
+        self, request: ChatRequest, site: CallSite, counts: _PromptCounts, once
+    ):
         """Try the routed candidates in order, retrying each, until ``once(endpoint)``
         succeeds. Returns that endpoint with its slot still held (the caller
         releases it) and what ``once`` returned; a non-retryable error surfaces at
         once, and running out of candidates raises :class:`NoEndpointAvailable`."""
         failures: list[EndpointError] = []
-        candidates = self._route(request, counts)
+        candidates = self._route(request, site, counts)
         while candidates:
             endpoint = await self.router.checkout(candidates)
             try:
@@ -269,7 +271,7 @@ class ProviderLayer:
         def once(endpoint: Endpoint):
             return self._open_stream(endpoint, request, site, counts, attempts)
 
-        endpoint, opened = await self._first_success(request, counts, once)
+        endpoint, opened = await self._first_success(request, site, counts, once)
         try:
             async for chunk in self._drain(opened, attempts):
                 yield chunk
@@ -371,6 +373,17 @@ class ChatStream:
     async def aclose(self) -> None:
         """Stop the stream early; its attempt is recorded as cancelled."""
         await self._chunks.aclose()
+
+
+def _affinity_key(request: ChatRequest, site: CallSite) -> str:
+    """Explicit; else the conversation thread and the agent (each agent's own prompt
+    prefix stays on one replica, and a thread's agents spread over the pool); else
+    the conversation's opening, for calls made outside a threaded query."""
+    if request.affinity_key is not None:
+        return request.affinity_key
+    if site.scope is not None and site.scope.thread_id:
+        return f"{site.scope.thread_id}\0{site.agent_path}"
+    return request.opening_key()
 
 
 def _message_text(message) -> str:
