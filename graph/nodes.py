@@ -141,6 +141,21 @@ def finish_node(fallback: Callable[[Mapping[str, Any]], str] = last_output):
     return finish
 
 
+def history_window(history: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """At most ``limit`` recent messages, cut at fixed points: the window's start
+    moves in steps of half the limit, so for many turns in a row the prompt
+    begins with the same messages and the replica's prefix cache keeps hitting.
+    (A window sliding by one message per turn changes the prompt's start, and so
+    misses the cache, on every turn.)"""
+    if limit <= 0:
+        return []
+    if len(history) <= limit:
+        return history
+    step = max(1, limit // 2)
+    start = -(-(len(history) - limit) // step) * step  # the first cut point keeping <= limit
+    return history[start:]
+
+
 def prompt(
     state: Mapping[str, Any],
     *,
@@ -155,7 +170,7 @@ def prompt(
     request = state.get("input") or ""
     if history and history[-1].get("role") == "user" and history[-1].get("content") == request:
         history = history[:-1]
-    previous = history[-history_limit:] if history_limit > 0 else []
+    previous = history_window(history, history_limit)
     parts = [f"Request: {request}"] if request else []
     if work:
         done = "\n\n".join(f"[{item['agent']}] {item['content']}" for item in work)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from spendgraph.graph.nodes import last_output, prompt
+from spendgraph.graph.nodes import history_window, last_output, prompt
 
 HISTORY = [
     {"role": "user", "content": "first question"},
@@ -36,3 +36,13 @@ def test_history_is_limited():
 def test_last_output_is_the_best_answer_of_a_sequence():
     assert last_output({"outputs": [{"content": "a"}, {"content": "b"}]}) == "b"
     assert last_output({}) == ""
+
+
+def test_history_window_moves_in_steps_so_the_prompt_start_stays_put():
+    messages = [{"role": "user", "content": str(i)} for i in range(45)]
+    starts = [history_window(messages[:n], 20)[0]["content"] for n in range(21, 46)]
+    # The start moves every 10 messages, not every message: 10 x "10", 10 x "20", ...
+    assert starts == ["10"] * 10 + ["20"] * 10 + ["30"] * 5
+    assert all(10 < len(history_window(messages[:n], 20)) <= 20 for n in range(21, 46))
+    assert history_window(messages[:5], 20) == messages[:5]
+    assert history_window(messages, 0) == []
