@@ -123,10 +123,15 @@ class Router:
         serving = [self.endpoints[c.name] for c in self.config.endpoints_for(model)]
         tier = self.config.tier(model)
         policy = tier.policy or self.config.routing.policy
+        # Equal prices (replicas of a pool) go least-loaded first, so a pool
+        # without prefix affinity still spreads concurrent requests.
         by_cost = (
             serving
             if len(serving) < 2
-            else sorted(serving, key=lambda e: self._cost_key(e, request))
+            else sorted(
+                serving,
+                key=lambda e: (*self._cost_key(e, request), self.stats[e.name].in_flight),
+            )
         )
         if policy == "cheapest":
             return by_cost

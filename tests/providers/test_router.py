@@ -288,3 +288,15 @@ async def test_prefix_affinity_moves_on_when_the_replica_cools_down(make_layer):
     result = await layer.chat(failing)
     assert result.call.endpoint.name != home.endpoint.name
     assert layer.router.cooling(layer.endpoints[home.endpoint.name])
+
+
+async def test_equal_prices_spread_concurrent_requests_least_loaded_first(make_layer):
+    # Four equally priced replicas, no affinity: concurrent requests must not all
+    # queue on the first one.
+    pool = "".join(replica("nvfp4", i) for i in range(4)).replace('pool = "nvfp4"', "")
+    async with run_simulator_async(time_scale=0.2) as slow:
+        layer = make_layer(pool, sim_url=slow.base_url)
+        request = ChatRequest(messages=MESSAGES, model="chat", max_tokens=20)
+        results = await asyncio.gather(*(layer.chat(request) for _ in range(8)))
+    used = [r.call.endpoint.name for r in results]
+    assert len(set(used)) == 4 and all(used.count(name) == 2 for name in set(used))
