@@ -5,14 +5,18 @@ system prompt with the knowledge base, then a growing history) through the
 voice_support app -- fast responder + strong verifier -- on a pool of four
 identical replicas of the fleet simulator, once per routing mode:
 
-* ``affinity``  -- prefix affinity ON: rendezvous hashing of the call's
-  opening keeps every turn on one replica.
+* ``affinity``  -- prefix affinity ON: rendezvous hashing of the call's thread
+  and the agent keeps each agent of the call on one replica, turn after turn.
 * ``spread``    -- affinity OFF, as a plain load balancer does it: each
   request goes to a replica picked at random (fresh affinity key per request).
 * ``cheapest``  -- affinity OFF, the router's own ``cheapest`` policy: with
   identical replicas it always picks the first one, so a single call stays
-  put by accident (and every call piles onto that replica; see the
-  placement check at the end).
+  put by accident (and every call piles onto that replica).
+
+A routing-only placement check follows (no model call): the replica of each of
+ten different calls' first turns, and of every turn of one call, keyed by the
+thread (as inside ``run_graph``) and by the conversation's opening (the key of a
+call made outside a threaded query).
 
 Every figure is read back from the ledger rows: cache fraction = sum of
 ``input_cached`` / sum of prompt tokens; TTFT = the responder's ``ttft_ms``
@@ -197,8 +201,9 @@ def turn_table(runs: dict[str, list[TurnStats]], scale: float) -> Table:
             stat = stats[index]
             ms = ttft(stat, scale)
             timing = f"[red]{ms:.0f} ms[/red]" if ms > TARGET_MS else f"{ms:.0f} ms"
-            replica = "r" + stat.replica.removesuffix("-small").rsplit("-", 1)[-1]
-            cells.append(f"{replica} · {stat.draft_cached}/{stat.draft_prompt} · {timing}")
+            cells.append(
+                f"{_short(stat.replica)} · {stat.draft_cached}/{stat.draft_prompt} · {timing}"
+            )
         table.add_row(*cells)
     return table
 
@@ -228,22 +233,55 @@ def summary_table(runs: dict[str, list[TurnStats]], scale: float) -> Table:
     return table
 
 
-def placement(openings: Sequence[str], pool: Pool, prefix_tokens: int, ledger: Ledger) -> list[str]:
-    """The replica each call's first turn is routed to (routing only: no model call)."""
-    config = pool_config("http://127.0.0.1:9", pool, prefix_tokens=prefix_tokens)
+def placement(calls: Sequence[Sequence[str]], pool: Pool, ledger: Ledger) -> dict[str, list]:
+    """The responder's replica for every turn of each call in ``calls`` (the caller's
+    lines), routing only: no model call. Keyed two ways: ``thread`` (one key per
+    call, as ``run_graph`` keys a call by its thread, or as an explicit
+    ``ChatRequest.affinity_key`` would) and ``opening`` (``ChatRequest.opening_key()``:
+    the hash of the system prompt and the first user message, the key of a call
+    made outside a threaded query)."""
     agent = responder(KnowledgeBase.load())
-    layer = ProviderLayer(config, ledger, env={})
+    layer = ProviderLayer(pool_config("http://127.0.0.1:9", pool), ledger, env={})
     try:
-        replicas = []
-        for text in openings:
-            request = agent.request([agent.system_message(), {"role": "user", "content": text}])
-            # The key the provider layer derives for this request (see ChatRequest).
-            key = request.conversation_key(max_chars=4 * prefix_tokens)
-            route = RouteRequest(model="fast", prompt_tokens=lambda: 0, affinity_key=key)
-            replicas.append(layer.router.plan(route)[0].name.removesuffix("-small"))
-        return replicas
+        placed: dict[str, list] = {"thread": [], "opening": []}
+        for number, lines in enumerate(calls, start=1):
+            messages = [agent.system_message()]
+            turns: dict[str, list[str]] = {"thread": [], "opening": []}
+            for line in lines:
+                messages.append({"role": "user", "content": line})
+                request = agent.request(messages)
+                # The keys the provider layer routes by: the call's thread (inside
+                # run_graph, with the agent's path; or given as an explicit
+                # affinity_key), else the hash of the conversation's opening.
+                for how, key in (("thread", f"call-{number}"), ("opening", request.opening_key())):
+                    route = RouteRequest(
+                        model=request.model, prompt_tokens=lambda: 0, affinity_key=key
+                    )
+                    turns[how].append(_short(layer.router.plan(route)[0].name))
+                messages.append({"role": "assistant", "content": "(the answer)"})
+            for how in placed:
+                placed[how].append(turns[how])
+        return placed
     finally:
         asyncio.run(layer.aclose(close_ledger=False))
+
+
+def _short(name: str) -> str:
+    return "r" + name.removesuffix("-small").rsplit("-", 1)[-1]
+
+
+def placement_lines(placed: dict[str, list]) -> list[str]:
+    lines = []
+    for how, calls in placed.items():
+        firsts = [turns[0] for turns in calls]
+        longest = max(calls, key=len)
+        lines.append(
+            f"{how} key: first turns of {len(calls)} different calls on "
+            f"{len(set(firsts))} of the pool's replicas -- {' '.join(firsts)}; "
+            f"the {len(longest)} turns of one call on {len(set(longest))} replica(s) -- "
+            f"{' '.join(sorted(set(longest)))}"
+        )
+    return lines
 
 
 def main() -> None:
@@ -262,20 +300,17 @@ def main() -> None:
             fleet.write_text(H100_FLEET)
         runs = {mode: asyncio.run(run_mode(mode, args, fleet)) for mode in MODES}
         with Ledger.open(f"sqlite:///{Path(tmp) / 'unused.db'}") as ledger:
-            openings = [*APP.samples, *caller_turns()[::4]]
-            placements = {n: placement(openings, POOLS[args.pool], n, ledger) for n in (1024, 4096)}
+            # Ten different calls: the scripted one (every turn), then one-line calls.
+            calls = [caller_turns(), *([line] for line in [*APP.samples, *caller_turns()[4::4]])]
+            placed = placement(calls, POOLS[args.pool], ledger)
     console.print(
         f"pool {POOLS[args.pool].name} x{len(POOLS[args.pool].replicas)}, responder "
         f"{args.draft_model}, verifier sim-large, {args.turns} turns, time scale {args.time_scale}"
     )
     console.print(turn_table(runs, args.time_scale))
     console.print(summary_table(runs, args.time_scale))
-    for tokens, used in placements.items():
-        console.print(
-            f"first turns of {len(used)} different calls, prefix_tokens={tokens}: "
-            f"{len(set(used))} replica(s) used -- "
-            + " ".join("r" + name.rsplit("-", 1)[-1] for name in used)
-        )
+    for line in placement_lines(placed):
+        console.print(line)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 ``stream_graph`` opens a ledger ``Query`` (``layer.query``), runs the graph in
 a task of its own (so the query's contextvars never leak into the caller),
-and yields events as they happen, ending with :class:`RunFinished`.
+and yields events as they happen (those of graphs run inside its nodes too),
+ending with :class:`RunFinished`.
 ``run_graph`` is the same run without the events. A budget refusal never
 escapes: the run ends with the best answer so far and the Query row's status
 is ``budget_exhausted``.
@@ -150,22 +151,27 @@ async def _run(graph, layer, text, thread_id, options: RunOptions, queue) -> Non
 
 
 async def _drive(graph, layer, text, thread_id, options, query_id, emit) -> dict[str, Any]:
-    """Stream the graph, forwarding custom events; returns the last state values seen."""
+    """Stream the graph, forwarding custom events; returns the last state values seen.
+
+    Streamed with ``subgraphs=True``: the events of a graph running inside a node
+    (a compiled graph added as a node, or invoked by a node's code) reach the
+    caller too. Only the outer graph's own values count as the run's state."""
     config: dict[str, Any] = {"configurable": {"thread_id": thread_id}}
     if options.recursion_limit is not None:
         config["recursion_limit"] = options.recursion_limit
     context = RunContext(layer=layer, stream_tokens=options.stream_tokens)
     state: dict[str, Any] = {}
     try:
-        async for mode, chunk in graph.astream(
+        async for namespace, mode, chunk in graph.astream(
             query_input(text, query_id),
             config,
             context=context,
             stream_mode=["custom", "values"],
+            subgraphs=True,
         ):
             if mode == "custom":
                 emit(chunk)
-            else:
+            elif not namespace:  # a subgraph's values are its own state, not the run's
                 state = chunk
     except BudgetExceeded:
         # Raised outside the agent nodes' guard (e.g. a custom node): the run

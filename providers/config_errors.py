@@ -24,7 +24,7 @@ from spendgraph.providers.errors import ConfigError
 
 # A key whose name has one of these words as a ``_``-separated part never has
 # its value echoed (``api_key_env``, ``access_token``...). Plural "tokens" is
-# deliberately not here: ``prefix_tokens`` is a count, not a credential.
+# deliberately not here: ``input_tokens_per_s`` is a count, not a credential.
 _SECRET_WORDS = frozenset(
     {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials"}
     | {"auth", "authorization", "bearer"}

@@ -3,7 +3,7 @@
 A fast small model drafts each spoken answer within the latency target, a
 strong model checks it against the support knowledge base (a search tool) and
 corrects it; after two rejected drafts in one call a human takes over.
-Prefix affinity keeps each call on one replica, whose prefix cache then holds
+Prefix affinity keeps each agent of a call on one replica, whose prefix cache holds
 the long system prompt and the call so far. See README.md in this folder.
 """
 

@@ -61,13 +61,13 @@ class Pool:
 
 
 def pool_config(
-    base_url: str, pool: Pool = Pool(), *, prefix_affinity: bool = True, prefix_tokens: int = 4096
+    base_url: str, pool: Pool = Pool(), *, prefix_affinity: bool = True
 ) -> SpendgraphConfig:
     """A config with only ``pool``: tiers ``fast`` (400 ms target) and ``large``.
 
-    ``base_url`` is the simulator's (``http://HOST:PORT``). ``prefix_tokens``
-    must cover the system prompt plus the caller's first turn, or every call
-    hashes to the same replica (see README.md).
+    ``base_url`` is the simulator's (``http://HOST:PORT``). With ``prefix_affinity``
+    each call's agents keep to one replica each (the key is the call's thread and
+    the agent; see README.md).
     """
     blocks = []
     for replica in pool.replicas:
@@ -84,7 +84,7 @@ def pool_config(
                 f"price = {{ input = {price[0]}, cached_input = {price[1]}, "
                 f"output = {price[2]} }}\n"
             )
-    affinity = f"prefix_affinity = {str(prefix_affinity).lower()}\nprefix_tokens = {prefix_tokens}"
+    affinity = f"prefix_affinity = {str(prefix_affinity).lower()}"
     tiers = (
         '[tiers.fast]\npolicy = "cheapest_within_slo"\nlatency_target_ms = 400\n'
         f'{affinity}\n\n[tiers.large]\npolicy = "cheapest"\n{affinity}\n'

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from langgraph.checkpoint.memory import InMemorySaver
 
+from spendgraph.agents import TokenDelta
 from spendgraph.cli.apps import load_app
 from spendgraph.examples import voice_support
 from spendgraph.examples.voice_support import APP, SupportOptions, build_graph
@@ -52,6 +53,9 @@ async def test_a_turn_is_drafted_fast_verified_and_answered(layer, ledger):
     assert events.index(draft) < events.index(verdict)  # the draft is out before the check
     assert draft.agent == "responder" and draft.latency_target_ms == 400.0
     assert draft.text == result.draft and draft.ttft_ms is not None
+    # The draft-and-verify subgraph's own events reach the stream: the draft's tokens.
+    spoken = "".join(e.text for e in events if isinstance(e, TokenDelta) and e.agent == "responder")
+    assert spoken == result.draft
     assert result.verdict["accepted"] is verdict.accepted
     expected = result.draft if verdict.accepted else result.outputs[-1].content
     assert result.answer == expected

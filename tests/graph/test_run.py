@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TypedDict
 
 import pytest
 from langgraph.errors import GraphRecursionError
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
-from spendgraph.agents import Agent, AgentFinished, CallSpent, TokenDelta
+from spendgraph.agents import Agent, AgentFinished, AgentStarted, CallSpent, TokenDelta
 from spendgraph.graph import (
     GraphState,
     RunContext,
@@ -52,6 +53,54 @@ async def test_a_run_is_one_query_streamed_as_events(layer, agents, ledger_rows,
     if stream_tokens:
         assert "".join(d.text for d in deltas) == "".join(f.content for f in finals)
     assert current_query() is None  # the query's context never leaks to the caller
+
+
+class OuterState(TypedDict, total=False):
+    """An outer graph's own state: a few keys of GraphState, no history or outputs."""
+
+    query_id: str
+    input: str
+    answer: str
+
+
+def nested(inner, how: str):
+    """``inner`` inside an outer graph: added as a node, or invoked by a node's code;
+    an ``after`` node then settles the outer graph's own answer."""
+
+    async def run_inner(state: OuterState, runtime: Runtime[RunContext]) -> dict:
+        final = await inner.ainvoke(dict(state), context=runtime.context)
+        return {"answer": final["answer"]}
+
+    async def after(state: OuterState) -> dict:
+        return {"answer": f"outer: {state['answer']}"}
+
+    graph = StateGraph(OuterState, context_schema=RunContext)
+    graph.add_node("inner", inner if how == "node" else run_inner)
+    graph.add_node("after", after)
+    graph.add_edge(START, "inner")
+    graph.add_edge("inner", "after")
+    graph.add_edge("after", END)
+    return graph.compile()
+
+
+@pytest.mark.parametrize("how", ["node", "called"])
+async def test_a_subgraphs_events_reach_the_stream(layer, agents, ledger_rows, how):
+    graph = nested(pipeline(agents("a", 2)), how)
+    events = [e async for e in stream_graph(graph, layer, TEXT, thread_id="t-sub")]
+    result = events[-1].result
+    assert [(e.agent, e.path) for e in events if isinstance(e, AgentStarted)] == [
+        ("a0", "a0"),
+        ("a1", "a1"),
+    ]
+    finals = [e for e in events if isinstance(e, AgentFinished)]
+    deltas = "".join(e.text for e in events if isinstance(e, TokenDelta))
+    assert [f.agent for f in finals] == ["a0", "a1"]
+    assert deltas == "".join(f.content for f in finals)
+    rows = ledger_rows(result)
+    assert [e.record.id for e in events if isinstance(e, CallSpent)] == [r.id for r in rows]
+    # The run's state is the outer graph's, not the last one a subgraph streamed.
+    assert result.answer == f"outer: {finals[-1].content}"
+    assert "outputs" not in result.state
 
 
 async def test_stopping_the_stream_cancels_the_query(layer, agents, ledger):
