@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
 
 import openai
@@ -52,10 +52,15 @@ class _PromptCounts:
 
     def __init__(self, request: ChatRequest):
         self._request = request
+        self._counts: dict[str, int] = {}
 
-    @cache  # noqa: B019 -- one short-lived instance per request
     def count(self, encoding: str) -> int:
-        return count_chat(self._request.messages, encoding, tools=self._request.tools)
+        # A per-instance dict, not functools.cache: a cache on the method would
+        # keep every request's counter (and its messages) alive forever.
+        if encoding not in self._counts:
+            request = self._request
+            self._counts[encoding] = count_chat(request.messages, encoding, tools=request.tools)
+        return self._counts[encoding]
 
 
 class ProviderLayer:
