@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -69,6 +70,7 @@ class QueryScope:
         self.status: QueryStatus | None = None  # set to override the status on close
         self._spend = SpendSummary()
         self._lock = threading.Lock()
+        self._writes: list[Future[None]] = []
 
     @property
     def spend(self) -> SpendSummary:
@@ -78,6 +80,17 @@ class QueryScope:
     def add(self, record: CallRecord) -> None:
         with self._lock:
             self._spend = self._spend.plus(record)
+
+    def track(self, write: Future[None]) -> None:
+        """Remember a queued ledger write of this query's, to check when it closes."""
+        with self._lock:
+            self._writes.append(write)
+
+    def failed_writes(self) -> list[BaseException]:
+        """Errors of this query's call rows that could not be written (so far)."""
+        with self._lock:
+            writes = list(self._writes)
+        return [w.exception() for w in writes if w.done() and w.exception() is not None]
 
 
 _query: ContextVar[QueryScope | None] = ContextVar("spendgraph_query", default=None)

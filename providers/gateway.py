@@ -35,6 +35,7 @@ from spendgraph.providers.errors import (
     BudgetExceeded,
     ConfigError,
     EndpointError,
+    LedgerError,
     NoEndpointAvailable,
     StreamCut,
 )
@@ -156,7 +157,14 @@ class ProviderLayer:
             error = type(exc).__name__ if cancelled else f"{type(exc).__name__}: {exc}"
             raise
         finally:
+            # Commits in queue order: once the close is acknowledged, every call
+            # row of this query queued before it is durable too.
             await self.ledger.close_query(record.id, scope.status or status, error=error)
+            lost = scope.failed_writes()
+            if lost:
+                raise LedgerError(
+                    f"{len(lost)} call row(s) of query {record.id} could not be written: {lost[0]}"
+                ) from lost[0]
 
     # -- calls -----------------------------------------------------------
 

@@ -206,3 +206,18 @@ async def test_streams_with_cumulative_or_missing_usage(
     # Cumulative reports are not added up; counted/estimated match the server's own count.
     assert row.usage.prompt_tokens == count_chat(MESSAGES)
     assert row.usage.output == count_text(text)
+
+
+async def test_a_call_row_that_cannot_be_written_fails_the_query_loudly(layer, ledger):
+    from sqlalchemy import text
+
+    from spendgraph.providers.errors import LedgerError
+
+    with ledger.engine.begin() as conn:  # the database loses the call table
+        conn.execute(text("DROP TABLE call"))
+    with pytest.raises(LedgerError, match=r"could not be written|writing call failed"):
+        async with layer.query() as scope:
+            result = await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=8))
+    assert result.content  # the caller got its answer; the query close reports the loss
+    assert [r.id for r in ledger.unwritten()] == [result.call.id]
+    assert scope.spend.calls == 1
