@@ -32,6 +32,7 @@ import asyncio
 import atexit
 import contextlib
 import logging
+import sqlite3
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -45,6 +46,7 @@ from sqlalchemy import Connection, Engine, bindparam, insert, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from spendgraph.providers.errors import LedgerError
+from spendgraph.providers.ledger.fastpath import SqliteFastPath
 from spendgraph.providers.ledger.rows import call_params, close_params, query_params
 from spendgraph.providers.ledger.store import WRITE_OPTION, describe_db_error
 from spendgraph.providers.ledger.tables import CALL, QUERY
@@ -107,6 +109,14 @@ class LedgerWriter:
         self._failed: deque[Any] = deque(maxlen=KEEP_FAILED)
         # Outcomes for asyncio futures, per loop; touched by the writer thread only.
         self._deliveries: dict[asyncio.AbstractEventLoop, _Delivery] = {}
+        self._fast = (
+            SqliteFastPath(
+                self._engine,
+                {"open": insert(QUERY), "call": insert(CALL), "close": _CLOSE_QUERY},
+            )
+            if engine.dialect.name == "sqlite"
+            else None
+        )
 
     @property
     def closed(self) -> bool:
@@ -192,6 +202,8 @@ class LedgerWriter:
             finally:
                 self._deliver()
             if any(job.op is Op.STOP for job in jobs):
+                if self._fast is not None:
+                    self._fast.close()
                 return
 
     def _next_batch(self) -> list[_Job]:
@@ -226,6 +238,15 @@ class LedgerWriter:
                 self._settle(job, None)
 
     def _write(self, jobs: list[_Job]) -> None:
+        if self._fast is not None:
+            try:
+                outcomes = self._write_fast(jobs)
+            except sqlite3.Error:
+                pass  # rolled back; the Core path below retries and isolates bad rows
+            else:
+                for job, error in outcomes:
+                    self._settle(job, error)
+                return
         try:
             with self._engine.begin() as conn:
                 outcomes = _apply(conn, jobs)
@@ -240,6 +261,24 @@ class LedgerWriter:
             return
         for job, error in outcomes:
             self._settle(job, error)
+
+    def _write_fast(self, jobs: list[_Job]) -> list[tuple[_Job, LedgerError | None]]:
+        """The batch through :class:`SqliteFastPath`, in the same order as ``_apply``."""
+        ordered = {op: [job for job in jobs if job.op is op] for op in _WRITES}
+        counts = self._fast.write(
+            {
+                op.value.removesuffix("_query"): [job.params for job in group]
+                for op, group in ordered.items()
+                if group
+            }
+        )
+        outcomes: list[tuple[_Job, LedgerError | None]] = [
+            (job, None) for job in ordered[Op.OPEN_QUERY] + ordered[Op.CALL]
+        ]
+        for job, found in zip(ordered[Op.CLOSE_QUERY], counts.get("close", ()), strict=True):
+            missing = LedgerError(f"cannot close query {job.params['b_id']!r}: no such query")
+            outcomes.append((job, None if found else missing))
+        return outcomes
 
     def _write_one_by_one(self, jobs: list[_Job]) -> None:
         for index, job in enumerate(jobs):

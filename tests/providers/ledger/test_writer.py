@@ -213,3 +213,34 @@ def test_the_writer_thread_starts_lazily_and_stops_on_close(ledger_url, kit):
         ledger.submit_call(kit.call()).result(timeout=30)
         assert writers() == before + 1
     assert writers() == before
+
+
+def test_sqlite_batches_take_the_fast_path_and_read_back_exactly(tmp_path):
+    from decimal import Decimal
+
+    from spendgraph.providers.ledger import CallRecord, CallStatus, EndpointInfo, Ledger
+    from spendgraph.providers.ledger import QueryRecord, QueryStatus
+    from spendgraph.providers.usage import Usage, UsageSource
+
+    with Ledger.open(str(tmp_path / "fast.db")) as ledger:
+        query = QueryRecord(app="fast", budget_usd=Decimal("0.5"))
+        ledger.submit_open_query(query)
+        record = CallRecord(
+            endpoint=EndpointInfo("e", "m", "B200", "nvfp4", "sim"),
+            status=CallStatus.OK,
+            usage=Usage(7, 3, 5, 1, UsageSource.COUNTED),
+            cost_usd=Decimal("0.000000123456789012"),
+            price_version="v1",
+            query_id=query.id,
+            agent_path="a/b",
+        )
+        ledger.submit_call(record)
+        ledger.submit_close_query(query.id, QueryStatus.OK)
+        ledger.flush()
+        fast = ledger._writer._fast
+        assert fast is not None and fast._connection is not None  # no fallback happened
+        (back,) = ledger.calls_for_query(query.id)
+        assert back == record
+        summary = ledger.query_summary(query.id)
+        assert summary.query.status is QueryStatus.OK and summary.query.finished_at is not None
+        assert summary.cost.amount == Decimal("0.000000123456789012")
