@@ -218,8 +218,14 @@ def test_the_writer_thread_starts_lazily_and_stops_on_close(ledger_url, kit):
 def test_sqlite_batches_take_the_fast_path_and_read_back_exactly(tmp_path):
     from decimal import Decimal
 
-    from spendgraph.providers.ledger import CallRecord, CallStatus, EndpointInfo, Ledger
-    from spendgraph.providers.ledger import QueryRecord, QueryStatus
+    from spendgraph.providers.ledger import (
+        CallRecord,
+        CallStatus,
+        EndpointInfo,
+        Ledger,
+        QueryRecord,
+        QueryStatus,
+    )
     from spendgraph.providers.usage import Usage, UsageSource
 
     with Ledger.open(str(tmp_path / "fast.db")) as ledger:
