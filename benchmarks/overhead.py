@@ -131,7 +131,8 @@ price = {{ input = 0.02, cached_input = 0.005, output = 0.08 }}
 
 
 async def measure(url: str, calls: int, rounds: int, ledger_path: Path) -> list[tuple]:
-    client = openai.AsyncOpenAI(base_url=f"{url}/r/{REPLICA}/v1", api_key="x", max_retries=0)
+    # The SDK's default retries, as a plain client would run (the layer retries too).
+    client = openai.AsyncOpenAI(base_url=f"{url}/r/{REPLICA}/v1", api_key="x")
     config = parse_config(CONFIG.format(url=url, replica=REPLICA, model=MODEL), source="bench")
     layer = ProviderLayer(config, Ledger.open(f"sqlite:///{ledger_path}"))
     rows = []

@@ -33,6 +33,7 @@ _START_TIMEOUT_S = 15.0
 _STOP_TIMEOUT_S = 15.0
 # In-flight requests (e.g. a delay fault) get this long to finish when stopping.
 _GRACEFUL_SHUTDOWN_S = 2
+_KEEP_ALIVE_S = 75
 
 
 class _CutResponseFilter(logging.Filter):
@@ -106,6 +107,10 @@ def _uvicorn_config(
         # Access lines only in the foreground server, where someone is watching.
         access_log=log_config is not None,
         timeout_graceful_shutdown=_GRACEFUL_SHUTDOWN_S,
+        # uvicorn's default of 5 s closes idle pooled connections under clients
+        # that pause between bursts, and a client reusing one at that moment sees
+        # a reset; inference servers behind load balancers keep them longer.
+        timeout_keep_alive=_KEEP_ALIVE_S,
     )
 
 
