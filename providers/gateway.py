@@ -10,7 +10,6 @@ subclassing it.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -39,7 +38,7 @@ from spendgraph.providers.errors import (
     NoEndpointAvailable,
     StreamCut,
 )
-from spendgraph.providers.ledger import Ledger
+from spendgraph.providers.ledger import Ledger, new_sequential_id
 from spendgraph.providers.ledger.records import CallRecord, CallStatus, QueryRecord, QueryStatus
 from spendgraph.providers.retry import RetryPolicy
 from spendgraph.providers.router import Router, RouteRequest
@@ -173,7 +172,7 @@ class ProviderLayer:
             scope=current_query(),
             agent_path=current_agent_path(),
             node=current_node(),
-            request_id=uuid.uuid4().hex,
+            request_id=new_sequential_id(),
         )
 
     def _route(self, request: ChatRequest, site: CallSite, counts: _PromptCounts) -> list[Endpoint]:

@@ -15,6 +15,7 @@ from spendgraph.providers.ledger.records import (
     QueryRecord,
     QueryStatus,
     new_id,
+    new_sequential_id,
     utcnow,
 )
 from spendgraph.providers.ledger.store import (
@@ -33,6 +34,7 @@ from spendgraph.providers.ledger.views import (
     QuerySummary,
     TokenTotals,
 )
+from spendgraph.providers.ledger.writer import WriterOptions
 
 __all__ = [
     "DEFAULT_LEDGER_FILE",
@@ -53,8 +55,10 @@ __all__ = [
     "QueryStatus",
     "QuerySummary",
     "TokenTotals",
+    "WriterOptions",
     "latest_version",
     "new_id",
+    "new_sequential_id",
     "redact_url",
     "resolve_ledger_url",
     "utcnow",

@@ -54,7 +54,7 @@ from spendgraph.providers.ledger.views import (
     QuerySort,
     QuerySummary,
 )
-from spendgraph.providers.ledger.writer import DEFAULT_MAX_BATCH, LedgerWriter, Op
+from spendgraph.providers.ledger.writer import DEFAULT_WRITER, LedgerWriter, Op, WriterOptions
 
 
 class Ledger:
@@ -71,14 +71,14 @@ class Ledger:
         *,
         url: str,
         schema_version: int,
-        max_batch: int = DEFAULT_MAX_BATCH,
+        writer: WriterOptions = DEFAULT_WRITER,
     ):
         """Wrap a migrated engine; ``url`` is its redacted URL. Prefer :meth:`open`."""
         self._engine = engine
         self._url = url
         self._where = f"ledger {url}"
         self._schema_version = schema_version
-        self._writer = LedgerWriter(engine, where=self._where, max_batch=max_batch)
+        self._writer = LedgerWriter(engine, where=self._where, options=writer)
 
     @classmethod
     def open(
@@ -88,13 +88,14 @@ class Ledger:
         env: Mapping[str, str] = os.environ,
         create: bool = True,
         migrations: Sequence[Migration] = MIGRATIONS,
-        max_batch: int = DEFAULT_MAX_BATCH,
+        writer: WriterOptions = DEFAULT_WRITER,
     ) -> Ledger:
         """Open (and create or migrate) the ledger at ``url``, resolved by
         :func:`resolve_ledger_url` (``--ledger``, ``$SPENDGRAPH_LEDGER``, ``./spendgraph.db``).
 
         ``create=False`` refuses to create a new ledger (for audits).
-        ``migrations`` replaces the built-in steps (tests). Raises
+        ``migrations`` replaces the built-in steps (tests); ``writer`` tunes
+        batching (see :mod:`spendgraph.providers.ledger.writer`). Raises
         :class:`LedgerError`, with any password in the URL redacted.
         """
         resolved = resolve_ledger_url(url, env)
@@ -113,7 +114,7 @@ class Ledger:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, url=shown, schema_version=version, max_batch=max_batch)
+        return cls(engine, url=shown, schema_version=version, writer=writer)
 
     @property
     def url(self) -> str:
@@ -132,8 +133,11 @@ class Ledger:
     # -- writing ----------------------------------------------------------
 
     def submit_call(self, record: CallRecord) -> Future[None]:
-        """Queue ``record``'s row without blocking; the future resolves once it is committed."""
-        return self._writer.submit(Op.CALL, record)
+        """Queue ``record``'s row without blocking; the future resolves once it is committed.
+
+        Nobody is expected to block on the future: the row may wait up to the
+        writer's linger to share a commit (a query close or :meth:`flush` ends the wait)."""
+        return self._writer.submit(Op.CALL, record, waited=False)
 
     def submit_open_query(self, record: QueryRecord) -> Future[None]:
         """Queue a new ``query`` row (status running); resolves once committed."""

@@ -8,11 +8,16 @@ import sys
 import textwrap
 import threading
 import time
+from decimal import Decimal
 
 import pytest
 
 from spendgraph.providers.errors import LedgerError
-from spendgraph.providers.ledger import Ledger, QueryStatus
+from spendgraph.providers.ledger import Ledger, QueryStatus, WriterOptions
+
+# Long enough that a test finishing quickly proves something other than the
+# linger running out ended the wait.
+LONG_LINGER = WriterOptions(linger_s=120)
 
 
 def count_calls(kit, url: str) -> int:
@@ -107,8 +112,9 @@ async def test_calls_follow_their_query_even_unawaited(ledger: Ledger, kit):
 
 def test_sync_threads_can_submit(ledger: Ledger, kit):
     def work():
-        for _ in range(50):
-            ledger.submit_call(kit.call()).result(timeout=30)
+        futures = [ledger.submit_call(kit.call()) for _ in range(50)]
+        ledger.flush(timeout=30)
+        assert all(f.done() and f.exception() is None for f in futures)
 
     threads = [threading.Thread(target=work) for _ in range(4)]
     for thread in threads:
@@ -250,3 +256,49 @@ def test_sqlite_batches_take_the_fast_path_and_read_back_exactly(tmp_path):
         summary = ledger.query_summary(query.id)
         assert summary.query.status is QueryStatus.OK and summary.query.finished_at is not None
         assert summary.cost.amount == Decimal("0.000000123456789012")
+
+
+def test_unwaited_rows_linger_until_someone_waits(ledger_url, kit):
+    with Ledger.open(ledger_url, writer=LONG_LINGER) as ledger:
+        futures = [ledger.submit_call(kit.call()) for _ in range(3)]
+        time.sleep(0.5)
+        assert count_calls(kit, ledger_url) == 0  # still waiting for company
+        assert not any(f.done() for f in futures)
+        ledger.flush(timeout=30)  # a waited job ends the linger at once
+        assert count_calls(kit, ledger_url) == 3
+        assert all(f.done() and f.exception() is None for f in futures)
+
+
+async def test_a_query_close_commits_its_lingering_call_rows(ledger_url, kit):
+    async with Ledger.open(ledger_url, writer=LONG_LINGER) as ledger:
+        query = kit.query()
+        await ledger.open_query(query)
+        for attempt in range(5):
+            ledger.submit_call(kit.call(query_id=query.id, attempt=attempt + 1))
+        await asyncio.wait_for(ledger.close_query(query.id, QueryStatus.OK), timeout=30)
+        summary = ledger.query_summary(query.id)
+        assert (summary.calls, summary.query.status) == (5, QueryStatus.OK)
+
+
+def test_close_writes_lingering_rows_at_once(ledger_url, kit):
+    ledger = Ledger.open(ledger_url, writer=LONG_LINGER)
+    futures = [ledger.submit_call(kit.call()) for _ in range(10)]
+    ledger.close(timeout=30)
+    assert all(f.done() and f.exception() is None for f in futures)
+    assert count_calls(kit, ledger_url) == 10
+
+
+def test_a_large_batch_is_inserted_in_chunks_and_reads_back_exactly(sqlite_url, kit):
+    # 1000 rows in one batch: multi-row INSERTs of 256 (x3), 128, 64, 32 and 8 rows,
+    # with every value distinct so a row landing in the wrong place would show.
+    records = [
+        kit.call(attempt=i + 1, agent_path=f"agent/{i}", cost_usd=Decimal(i) / 10**9)
+        for i in range(1000)
+    ]
+    with Ledger.open(sqlite_url, writer=LONG_LINGER) as ledger:
+        for record in records:
+            ledger.submit_call(record)
+        ledger.flush(timeout=60)
+        assert ledger._writer._fast._connection is not None  # no fallback to Core
+        back = {record.id: record for record in ledger.iter_calls()}
+    assert back == {record.id: record for record in records}
