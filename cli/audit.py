@@ -2,7 +2,7 @@
 
 Every subcommand reads the ledger (``--ledger URL``, else ``$SPENDGRAPH_LEDGER``,
 else ./spendgraph.db) without ever creating one, takes the ``--since``,
-``--until``, ``--app`` and ``--user`` filters, and prints rich tables or, with
+``--until``, ``--app``, ``--user`` and ``--thread`` filters, and prints rich tables or, with
 ``--json``, the same fields as JSON (Decimal amounts as exact strings, unknown
 costs as null). Each command here only parses options; the work is in one
 module per subcommand (``audit_queries``, ``audit_show``...).
@@ -35,6 +35,7 @@ from spendgraph.cli.options import (
     JsonOption,
     LedgerOption,
     SinceOption,
+    ThreadFilterOption,
     UntilOption,
     UserOption,
     handled_errors,
@@ -64,12 +65,13 @@ def queries(
     until: UntilOption = None,
     app_name: AppOption = None,
     user: UserOption = None,
+    thread: ThreadFilterOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """One line per query: time, id, app, status, calls, tokens, cost, latency."""
     out = Output(json_mode=as_json)
     with handled_errors(out):
-        filters = ledger_filter(since, until, app_name, user)
+        filters = ledger_filter(since, until, app_name, user, thread)
         with audit_ledger(ledger) as opened:
             audit_queries.run(out, opened, filters, sort, limit)
 
@@ -94,12 +96,13 @@ def summary(
     until: UntilOption = None,
     app_name: AppOption = None,
     user: UserOption = None,
+    thread: ThreadFilterOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Totals per group with share of spend, cost per query and a bar chart."""
     out = Output(json_mode=as_json)
     with handled_errors(out):
-        filters = ledger_filter(since, until, app_name, user)
+        filters = ledger_filter(since, until, app_name, user, thread)
         with audit_ledger(ledger) as opened:
             audit_summary.run(out, opened, filters, by)
 
@@ -122,6 +125,7 @@ def reprice(
     until: UntilOption = None,
     app_name: AppOption = None,
     user: UserOption = None,
+    thread: ThreadFilterOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """What the selected queries would have cost at another endpoint's prices, with the ratio.
@@ -131,7 +135,7 @@ def reprice(
     """
     out = Output(json_mode=as_json)
     with handled_errors(out):
-        filters = ledger_filter(since, until, app_name, user)
+        filters = ledger_filter(since, until, app_name, user, thread)
         target = resolve_target(on, load_config(config))
         with audit_ledger(ledger) as opened:
             audit_reprice.run(out, opened, filters, target, limit)
@@ -152,10 +156,11 @@ def export(
     until: UntilOption = None,
     app_name: AppOption = None,
     user: UserOption = None,
+    thread: ThreadFilterOption = None,
 ) -> None:
     """Every matching call, one row each with all its columns; costs as exact decimals."""
     out = Output()
     with handled_errors(out):
-        filters = ledger_filter(since, until, app_name, user)
+        filters = ledger_filter(since, until, app_name, user, thread)
         with audit_ledger(ledger) as opened:
             audit_export.run(out, opened, filters, form, output)

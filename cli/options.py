@@ -103,17 +103,25 @@ UntilOption = Annotated[
 ]
 AppOption = Annotated[str | None, typer.Option("--app", help="Only queries of this app.")]
 UserOption = Annotated[str | None, typer.Option("--user", help="Only queries of this user.")]
+ThreadFilterOption = Annotated[
+    str | None,
+    typer.Option("--thread", help="Only queries of this conversation thread (e.g. one game)."),
+]
 
 
 def ledger_filter(
-    since: datetime | None, until: datetime | None, app: str | None, user: str | None
+    since: datetime | None,
+    until: datetime | None,
+    app: str | None,
+    user: str | None,
+    thread: str | None = None,
 ) -> LedgerFilter:
     """The filters as the ledger takes them; an empty time window is a user error."""
     if since is not None and until is not None and since >= until:
         raise CommandError(
             f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})"
         )
-    return LedgerFilter(since=since, until=until, app=app, user=user)
+    return LedgerFilter(since=since, until=until, app=app, user=user, thread_id=thread)
 
 
 def filter_json(filters: LedgerFilter) -> dict[str, Any]:
@@ -123,4 +131,5 @@ def filter_json(filters: LedgerFilter) -> dict[str, Any]:
         "until": filters.until.isoformat() if filters.until else None,
         "app": filters.app,
         "user": filters.user,
+        "thread": filters.thread_id,
     }

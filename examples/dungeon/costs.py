@@ -25,17 +25,8 @@ class GameSpend:
 
 
 def game_spend(ledger: Ledger, thread_id: str, *, app: str | None = None) -> GameSpend:
-    """Totals of every query of ``thread_id`` (of ``app`` only, when given).
-
-    The ledger has no thread filter, so this reads the app's queries and keeps
-    the thread's: fine for a game's worth of rows; a busy shared ledger would
-    want a ``thread_id`` filter in :class:`LedgerFilter`.
-    """
-    queries = [
-        summary
-        for summary in ledger.list_queries(LedgerFilter(app=app), limit=None)
-        if summary.query.thread_id == thread_id
-    ]
+    """Totals of every query of ``thread_id`` (of ``app`` only, when given)."""
+    queries = ledger.list_queries(LedgerFilter(app=app, thread_id=thread_id), limit=None)
     tokens = TokenTotals(
         input_uncached=sum(q.tokens.input_uncached for q in queries),
         input_cached=sum(q.tokens.input_cached for q in queries),

@@ -200,6 +200,8 @@ def _conditions(filters: LedgerFilter | None, time_column: ColumnElement[Any]) -
         conditions.append(QUERY.c.app == filters.app)
     if filters.user is not None:
         conditions.append(QUERY.c.user == filters.user)
+    if filters.thread_id is not None:
+        conditions.append(QUERY.c.thread_id == filters.thread_id)
     return conditions
 
 

@@ -42,15 +42,16 @@ class LedgerFilter:
     """Which rows a read covers. ``since`` is inclusive, ``until`` exclusive.
 
     Time bounds apply to call start times (to query start times in
-    :meth:`Ledger.list_queries`); naive datetimes are UTC. ``app`` and
-    ``user`` match the query a call belongs to, so they leave out calls made
-    outside any query.
+    :meth:`Ledger.list_queries`); naive datetimes are UTC. ``app``, ``user``
+    and ``thread_id`` (a conversation, a game) match the query a call belongs
+    to, so they leave out calls made outside any query.
     """
 
     since: datetime | None = None
     until: datetime | None = None
     app: str | None = None
     user: str | None = None
+    thread_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

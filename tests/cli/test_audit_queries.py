@@ -74,8 +74,10 @@ def test_filters(cli, known_ledger):
     assert _ids(cli(*base, "--since", "2025-03-03T12:30:00")) == [k.q4]
     # 13:00+01:00 is 12:00 UTC: Q3 started exactly then (--since is inclusive).
     assert _ids(cli(*base, "--since", "2025-03-03T13:00:00+01:00")) == [k.q4, k.q3]
+    assert _ids(cli(*base, "--thread", "g1")) == [k.q2]
+    assert _ids(cli(*base, "--thread", "t1", "--app", "dungeon")) == []
     filters = json.loads(cli(*base, "--app", "dungeon").stdout)["filters"]
-    assert filters == {"since": None, "until": None, "app": "dungeon", "user": None}
+    assert filters == {"since": None, "until": None, "app": "dungeon", "user": None, "thread": None}
 
 
 def test_limit_cuts_the_list_and_says_so(cli, known_ledger):

@@ -98,6 +98,13 @@ def test_by_user_and_app_filter(cli, known_ledger):
     assert payload["total"]["share_of_priced_spend"] == 1.0
 
 
+def test_a_thread_filter_totals_one_conversation(cli, known_ledger):
+    payload = _groups(cli, known_ledger, "agent", "--thread", "t1")
+    assert {group["key"] for group in payload["groups"]} == {"supervisor", "supervisor/researcher"}
+    assert payload["total"]["cost_usd"] == "0.00053"  # Q1 alone, its failed attempt included
+    assert payload["filters"]["thread"] == "t1"
+
+
 @pytest.mark.parametrize("by", ["agent", "endpoint", "model", "hardware", "app", "day", "user"])
 def test_every_grouping_partitions_the_calls(cli, known_ledger, by):
     payload = _groups(cli, known_ledger, by)

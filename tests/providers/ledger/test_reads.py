@@ -141,6 +141,7 @@ async def _mixed_calls(ledger: Ledger, kit):
         query = kit.query(
             app=("research_chat", "dungeon")[q % 2],
             user=("ana", "bo", "ana", "cy")[q],
+            thread_id=("game-1", "game-2")[q // 2],
             started_at=kit.at(q * 60 * 20),  # 20 hours apart from 12:00: four UTC days
         )
         await ledger.open_query(query)
@@ -227,6 +228,23 @@ async def test_iter_calls_filters_in_start_order(ledger: Ledger, kit):
     ana = list(ledger.iter_calls(LedgerFilter(user="ana", since=kit.at(60))))
     assert len(ana) == 3
     assert all(c.query_id is not None for c in ana)
+    game = list(ledger.iter_calls(LedgerFilter(thread_id="game-2")))
+    assert [c.id for c in game] == [r.id for r in records[6:12]]
+
+
+async def test_a_thread_filter_totals_one_conversation(ledger: Ledger, kit):
+    records = await _mixed_calls(ledger, kit)
+    game = LedgerFilter(thread_id="game-1")
+    [queries] = ledger.summary_by(GroupBy.APP, LedgerFilter(thread_id="game-1", app="dungeon"))
+    assert (queries.key, queries.calls, queries.queries) == ("dungeon", 3, 1)
+    totals = ledger.summary_by(GroupBy.USER, game)
+    assert sum(g.calls for g in totals) == 6
+    assert sum(g.cost.known for g in totals) == sum(
+        r.cost_usd for r in records[:6] if r.cost_usd is not None
+    )
+    assert sum(g.cost.unknown_calls for g in totals) == 1
+    assert len(ledger.list_queries(game)) == 2
+    assert ledger.list_queries(LedgerFilter(thread_id="no-such-game")) == []
 
 
 async def test_unknown_group_and_unknown_query(ledger: Ledger):
