@@ -2,12 +2,16 @@
 
 ``list`` shows what the config says (pool, hardware, precision, engine,
 model, served tiers, prices, concurrency); ``check`` probes each endpoint
-(see :mod:`.endpoints_check`; probes are not recorded in the ledger).
+(see :mod:`.endpoints_check`; probes are not recorded in the ledger);
+``calibrate`` measures throughput and derives prices from GPU $/hour (see
+:mod:`.endpoints_calibrate`; its calls are recorded).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from spendgraph.cli import endpoints_calibrate
 from spendgraph.cli import formats as fmt
 from spendgraph.cli.console import Output
 from spendgraph.cli.endpoints_check import CheckResult, check_all, result_json
@@ -22,9 +27,11 @@ from spendgraph.cli.options import (
     CommandError,
     ConfigOption,
     JsonOption,
+    LedgerOption,
     handled_errors,
 )
 from spendgraph.cli.tables import Col, fitted_table
+from spendgraph.providers.calibrate import CalibrationPlan
 from spendgraph.providers.config import (
     CONFIG_ENV,
     DEFAULT_CONFIG_NAME,
@@ -33,8 +40,10 @@ from spendgraph.providers.config import (
     example_config_path,
     load_config,
 )
+from spendgraph.providers.gateway import ProviderLayer
+from spendgraph.providers.ledger import Ledger
 
-app = typer.Typer(help="List the configured endpoints, or check that they answer.")
+app = typer.Typer(help="List the configured endpoints, check that they answer, calibrate prices.")
 
 
 def require_config(path: Path | None) -> SpendgraphConfig:
@@ -102,6 +111,75 @@ def check(
     if failed:
         out.error(f"{len(failed)} of {len(results)} endpoint(s) failed: {', '.join(failed)}")
         raise typer.Exit(1)
+
+
+@app.command("calibrate")
+def calibrate(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Endpoints to measure (default: all).")
+    ] = None,
+    config: ConfigOption = None,
+    ledger: LedgerOption = None,
+    requests: Annotated[int, typer.Option("--requests", min=1, help="Requests per phase.")] = 16,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Requests in flight at once.")
+    ] = 4,
+    prompt_tokens: Annotated[
+        int, typer.Option("--prompt-tokens", min=16, help="Prompt length of the prefill phase.")
+    ] = 2000,
+    output_tokens: Annotated[
+        int, typer.Option("--output-tokens", min=1, help="Tokens to generate per decode request.")
+    ] = 256,
+    gpu_hour_usd: Annotated[
+        Decimal | None,
+        typer.Option(
+            "--gpu-hour-usd",
+            min=0,
+            help="What the endpoint's GPUs cost per hour (default: config).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure prefill and decode throughput, and the price they imply at a GPU's $/hour.
+
+    Prints a `price = { gpu_hour_usd, input_tokens_per_s, output_tokens_per_s }`
+    line per endpoint to paste into the config. The requests are real calls,
+    recorded in the ledger under one `spendgraph-calibrate` query per endpoint.
+    """
+    out = Output(json_mode=as_json)
+    plan = CalibrationPlan(requests, concurrency, prompt_tokens, output_tokens)
+    with handled_errors(out):
+        loaded = require_config(config)
+        chosen = endpoints_calibrate.selected(loaded, names or [])
+        measured = asyncio.run(_calibrate(loaded, ledger, chosen, plan, gpu_hour_usd))
+    if out.json_mode:
+        out.emit_json(
+            {
+                "config": loaded.source,
+                "plan": dataclasses.asdict(plan),
+                "endpoints": [endpoints_calibrate.measured_json(item) for item in measured],
+            }
+        )
+        return
+    out.print(endpoints_calibrate.calibration_table(out.console, measured, plan))
+    snippets = endpoints_calibrate.toml_snippets(measured)
+    if snippets:
+        out.print("Paste into each endpoint's table in the config:", highlight=False)
+        out.print(snippets, highlight=False, markup=False, soft_wrap=True)
+    if any(item.gpu_hour_usd is None for item in measured):
+        out.print(
+            "No price for endpoints without a GPU rate: pass --gpu-hour-usd "
+            "or set price.gpu_hour_usd in the config.",
+            highlight=False,
+        )
+
+
+async def _calibrate(config, ledger_url, endpoints, plan, gpu_hour_usd):
+    layer = ProviderLayer(config, Ledger.open(ledger_url or config.ledger.url))
+    try:
+        return await endpoints_calibrate.measure_all(layer, endpoints, plan, gpu_hour_usd)
+    finally:
+        await layer.aclose()
 
 
 def endpoint_json(endpoint: EndpointConfig) -> dict[str, Any]:

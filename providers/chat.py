@@ -30,6 +30,9 @@ class ChatRequest:
     # pool. None: the query's thread and agent, else the conversation's opening.
     affinity_key: str | None = None
     extra_headers: Mapping[str, str] = field(default_factory=dict)
+    # Pin the call to one configured endpoint by name: no routing, no fallback
+    # (retries still apply). For measuring or debugging one replica.
+    endpoint: str | None = None
 
     def opening_key(self) -> str:
         """A hash of the conversation's opening: every message up to and including

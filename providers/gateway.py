@@ -186,6 +186,7 @@ class ProviderLayer:
                 max_tokens=request.max_tokens,
                 latency_target_ms=request.latency_target_ms,
                 affinity_key=key,
+                endpoint=request.endpoint,
             )
         )
 
@@ -407,7 +408,12 @@ def _message_text(message) -> str:
 
 def _exhausted(request: ChatRequest, failures: list[EndpointError]) -> NoEndpointAvailable:
     detail = "; ".join(str(f) for f in failures[-5:])
+    what = (
+        f"endpoint {request.endpoint!r} failed after retries"
+        if request.endpoint is not None
+        else f"every endpoint for {request.model!r} failed after retries and fallbacks"
+    )
     return NoEndpointAvailable(
-        f"every endpoint for {request.model!r} failed after retries and fallbacks: {detail}",
+        f"{what}: {detail}",
         attempts=failures,
     )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from spendgraph.providers.config import SpendgraphConfig, TierConfig
+from spendgraph.providers.config_errors import did_you_mean
 from spendgraph.providers.endpoint import Endpoint
 from spendgraph.providers.errors import NoEndpointAvailable
 
@@ -51,6 +52,7 @@ class RouteRequest:
     max_tokens: int | None = None
     latency_target_ms: float | None = None
     affinity_key: str | None = None  # requests sharing a key stick to one replica per pool
+    endpoint: str | None = None  # pinned: only this endpoint
 
 
 def by_affinity(ranked: list[Endpoint], key: str) -> list[Endpoint]:
@@ -96,6 +98,14 @@ class Router:
 
     def plan(self, request: RouteRequest) -> list[Endpoint]:
         """Candidates in the order to try them: the tier's own, then its fallbacks'."""
+        if request.endpoint is not None:
+            pinned = self.endpoints.get(request.endpoint)
+            if pinned is None:
+                raise NoEndpointAvailable(
+                    f"no configured endpoint is named {request.endpoint!r}"
+                    f"{did_you_mean(request.endpoint, list(self.endpoints))}"
+                )
+            return [pinned]
         ordered: list[Endpoint] = []
         seen: set[str] = set()
         for name in self._tier_chain(request.model):

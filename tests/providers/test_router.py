@@ -48,6 +48,16 @@ async def test_cheapest_policy_picks_the_cheapest_endpoint(make_layer):
     assert result.call.endpoint.name == "cheap"
 
 
+async def test_a_pinned_request_goes_to_its_endpoint_whatever_the_policy(make_layer):
+    layer = make_layer(
+        priced("dear", "h100-fp8-0", "0.5") + priced("cheap", "b200-nvfp4-0", "0.02")
+    )
+    pinned = await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=4, endpoint="dear"))
+    assert pinned.call.endpoint.name == "dear"
+    with pytest.raises(NoEndpointAvailable, match=r"'cheep'.*did you mean 'cheap'"):
+        await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=4, endpoint="cheep"))
+
+
 async def test_retries_then_succeeds_with_one_row_per_attempt(make_layer, ledger):
     layer = make_layer(FAST_RETRY + priced("only", "b200-nvfp4-0", "0.02"))
     request = ChatRequest(
