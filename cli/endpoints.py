@@ -174,7 +174,13 @@ def calibrate(
         )
 
 
-async def _calibrate(config, ledger_url, endpoints, plan, gpu_hour_usd):
+async def _calibrate(
+    config: SpendgraphConfig,
+    ledger_url: str | None,
+    endpoints: list[EndpointConfig],
+    plan: CalibrationPlan,
+    gpu_hour_usd: Decimal | None,
+) -> list[endpoints_calibrate.Measured]:
     layer = ProviderLayer(config, Ledger.open(ledger_url or config.ledger.url))
     try:
         return await endpoints_calibrate.measure_all(layer, endpoints, plan, gpu_hour_usd)

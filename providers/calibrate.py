@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from spendgraph.providers.chat import ChatRequest
-from spendgraph.providers.config_errors import did_you_mean
 from spendgraph.providers.config_prices import PriceConfig
 from spendgraph.providers.errors import EndpointError, NoEndpointAvailable, SpendgraphError
 from spendgraph.providers.gateway import ProviderLayer
@@ -96,12 +95,8 @@ async def calibrate(
 
     Raises :class:`NoEndpointAvailable` for an unknown name, and the endpoint's
     error when every request of a phase failed (it is unreachable or refuses)."""
-    if endpoint not in layer.endpoints:
-        raise NoEndpointAvailable(
-            f"no configured endpoint is named {endpoint!r}"
-            f"{did_you_mean(endpoint, list(layer.endpoints))}"
-        )
-    long_prompt = _text_of(plan.prompt_tokens, layer.endpoints[endpoint].config.tokenizer)
+    tokenizer = layer.router.named(endpoint).config.tokenizer  # before the query opens
+    long_prompt = _text_of(plan.prompt_tokens, tokenizer)
     async with layer.query(app=CALIBRATION_APP, thread_id=f"calibrate-{endpoint}") as scope:
         prefill = await _phase(layer, plan, _request(endpoint, long_prompt, 1), _prompt_tokens)
         decode = await _phase(

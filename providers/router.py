@@ -96,16 +96,19 @@ class Router:
 
     # -- ranking ---------------------------------------------------------
 
+    def named(self, name: str) -> Endpoint:
+        """The endpoint called ``name``, else :class:`NoEndpointAvailable` with a did-you-mean."""
+        endpoint = self.endpoints.get(name)
+        if endpoint is None:
+            raise NoEndpointAvailable(
+                f"no configured endpoint is named {name!r}{did_you_mean(name, self.endpoints)}"
+            )
+        return endpoint
+
     def plan(self, request: RouteRequest) -> list[Endpoint]:
         """Candidates in the order to try them: the tier's own, then its fallbacks'."""
         if request.endpoint is not None:
-            pinned = self.endpoints.get(request.endpoint)
-            if pinned is None:
-                raise NoEndpointAvailable(
-                    f"no configured endpoint is named {request.endpoint!r}"
-                    f"{did_you_mean(request.endpoint, list(self.endpoints))}"
-                )
-            return [pinned]
+            return [self.named(request.endpoint)]
         ordered: list[Endpoint] = []
         seen: set[str] = set()
         for name in self._tier_chain(request.model):
