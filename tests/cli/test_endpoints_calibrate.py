@@ -46,9 +46,7 @@ def test_json_measures_each_named_endpoint_and_prices_it(cli, sim):
     # Every request is in the ledger, under one calibration query per endpoint.
     audit = cli("audit", "queries", "--ledger", "cal.db", "--app", "spendgraph-calibrate", "--json")
     queries = json.loads(audit.stdout)["queries"]
-    assert sorted(q["id"] for q in queries) == sorted(
-        e["query_id"] for e in payload["endpoints"]
-    )
+    assert sorted(q["id"] for q in queries) == sorted(e["query_id"] for e in payload["endpoints"])
     assert all(q["calls"] == 8 and q["status"] == "ok" for q in queries)
 
 
