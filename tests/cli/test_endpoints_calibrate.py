@@ -41,7 +41,8 @@ def test_json_measures_each_named_endpoint_and_prices_it(cli, sim):
             input_tokens_per_s=endpoint["prefill"]["tokens_per_s"],
             output_tokens_per_s=endpoint["decode"]["tokens_per_s"],
         ).to_price()
-        assert endpoint["price_per_million"]["output"] == str(rates.output)
+        # Compared as numbers: the JSON drops trailing zeros (…29330 is written …2933).
+        assert Decimal(endpoint["price_per_million"]["output"]) == rates.output
         assert endpoint["configured_price_per_million"]["output"] is not None
     # Every request is in the ledger, under one calibration query per endpoint.
     audit = cli("audit", "queries", "--ledger", "cal.db", "--app", "spendgraph-calibrate", "--json")
