@@ -58,7 +58,7 @@ from spendgraph.examples.voice_support.replay import (
     caller_turns,
     pool_config,
     replay_call,
-    total_cost,
+    total_spend,
 )
 from spendgraph.graph import with_checkpointer
 from spendgraph.providers.chat import ChatRequest
@@ -228,7 +228,7 @@ def summary_table(runs: dict[str, list[TurnStats]], scale: float) -> Table:
             f"{p95:.0f}",
             f"{times[-1]:.0f}",
             f"{sum(t > TARGET_MS for t in times)}/{len(times)}",
-            total_cost(stats).describe(),
+            total_spend(stats).describe(),
         )
     return table
 

@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from spendgraph.cli import formats as fmt
 from spendgraph.cli.apps import load_app
 from spendgraph.cli.chat_view import LiveTurn, plain_turn, show_turn
 from spendgraph.cli.console import Output
@@ -36,7 +37,7 @@ from spendgraph.cli.runtime import Session, Target, open_session, require_tiers
 from spendgraph.cli.spend_view import money
 from spendgraph.graph import RunFinished, RunStarted, stream_graph, with_checkpointer
 from spendgraph.graph.app import App
-from spendgraph.providers.usage import CostTotal
+from spendgraph.providers.spend import Spend
 
 HELP = """commands:
   /spend       this conversation's queries and totals
@@ -201,24 +202,19 @@ class ChatLoop:
         table = Table(title="this session's queries")
         for column in ("query", "thread", "status", "calls", "tokens", "cost"):
             table.add_column(column)
-        calls, costs = 0, []
-        for query_id in self.talk.query_ids:
-            summary = ledger.query_summary(query_id)
-            calls += summary.calls
-            costs.append(summary.cost)
+        summaries = [ledger.query_summary(query_id) for query_id in self.talk.query_ids]
+        for summary in summaries:
             table.add_row(
-                query_id[:8],
+                summary.query.id[:8],
                 summary.query.thread_id[:8],
                 summary.query.status.value,
-                str(summary.calls),
-                f"{summary.tokens.total:,}",
-                money(summary.cost),
+                fmt.calls(summary.spend),
+                fmt.tokens(summary.spend.total_tokens),
+                money(summary.spend),
             )
         self.out.print(table)
-        whole = CostTotal(
-            sum((c.known for c in costs), Decimal(0)), sum(c.unknown_calls for c in costs)
-        )
+        whole = sum((summary.spend for summary in summaries), Spend())
         self.out.print(
-            f"session: {len(self.talk.query_ids)} queries, {calls} calls, {money(whole)}",
+            f"session: {len(summaries)} queries, {fmt.calls(whole)} calls, {money(whole)}",
             highlight=False,
         )

@@ -80,12 +80,14 @@ def show_turn(out: Output, result: RunResult, records: list[CallRecord]) -> None
 def plain_turn(result: RunResult, records: list[CallRecord]) -> None:
     """The finished turn as plain lines (stdin is not a terminal): answer, then spend."""
     whole = total(by_agent(records))
+    spend = whole.spend
     ttft = "-" if whole.first_ttft_ms is None else f"{whole.first_ttft_ms:.0f}ms"
     endpoints = ",".join(whole.endpoints) or "-"
     sys.stdout.write(result.answer.rstrip() + "\n")
     sys.stdout.write(
-        f"[spend] query={result.query_id} status={result.status.value} calls={whole.calls} "
-        f"tokens={whole.input_uncached}/{whole.input_cached}/{whole.output} "
-        f"cost={money(whole.cost).replace(' ', '_')} ttft={ttft} endpoints={endpoints}\n"
+        f"[spend] query={result.query_id} status={result.status.value} calls={spend.calls} "
+        f"failed={spend.failed} refused={spend.refused} "
+        f"tokens={spend.input_uncached}/{spend.input_cached}/{spend.output} "
+        f"cost={money(spend).replace(' ', '_')} ttft={ttft} endpoints={endpoints}\n"
     )
     sys.stdout.flush()

@@ -78,5 +78,7 @@ def _json(row: PoolCost) -> dict[str, Any]:
         "cached_tokens_per_query": row.cached_tokens,
         "output_tokens_per_query": row.output_tokens,
         "cost_usd_per_query": None if per_query is None else str(per_query),
-        "unpriced_calls": row.cost.unknown_calls,
+        "unpriced_calls": row.spend.unpriced,
+        "failed_calls": row.spend.failed,
+        "refused_calls": row.spend.refused,
     }

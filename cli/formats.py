@@ -15,8 +15,8 @@ from typing import Any
 
 from rich.markup import escape
 
-from spendgraph.providers.ledger import TokenTotals
-from spendgraph.providers.usage import CostTotal, Price, Usage
+from spendgraph.providers.spend import Spend
+from spendgraph.providers.usage import Price, Usage
 
 UNKNOWN = "unknown"
 NONE_SHOWN = "–"
@@ -59,18 +59,18 @@ def price_text(price: Price, *, dollar: str = "$") -> str:
     return " / ".join(rate(value, dollar=dollar) for value in rates)
 
 
-def cost_cell(total: CostTotal) -> str:
+def cost_cell(spend: Spend) -> str:
     """A summed cost for a table cell: exact, ``>= $x`` when some calls are unpriced, or
     ``unknown`` when all are (see :data:`LOWER_BOUND_NOTE`)."""
-    return bounded(total.known, total)
+    return bounded(spend.known_cost, spend)
 
 
-def bounded(amount: Decimal, total: CostTotal, *, max_places: int = _MAX_PLACES) -> str:
-    """``amount`` (a part of ``total``'s known cost) marked as a lower bound when
-    ``total`` has unpriced calls: they cost something >= 0, just not known."""
-    if not total.unknown_calls:
+def bounded(amount: Decimal, spend: Spend, *, max_places: int = _MAX_PLACES) -> str:
+    """``amount`` (a part of ``spend``'s known cost) marked as a lower bound when
+    ``spend`` has unpriced calls: they cost something >= 0, just not known."""
+    if not spend.unpriced:
         return usd(amount, max_places=max_places)
-    if total.known == 0:
+    if spend.known_cost == 0:
         return UNKNOWN
     return f">= {usd(amount, max_places=max_places)}"
 
@@ -85,7 +85,17 @@ def tokens(count: int) -> str:
     return f"{count:,}"
 
 
-def buckets(totals: TokenTotals | Usage) -> str:
+def calls(spend: Spend) -> str:
+    """``3``, or ``3 (1 failed, 2 refused)``: budget refusals are not failures."""
+    notes = [
+        f"{count} {what}"
+        for count, what in ((spend.failed, "failed"), (spend.refused, "refused"))
+        if count
+    ]
+    return f"{spend.calls} ({', '.join(notes)})" if notes else str(spend.calls)
+
+
+def buckets(totals: Spend | Usage) -> str:
     """``1,000 / 200 / 100`` in the ledger's exclusive buckets: uncached / cached / output."""
     return " / ".join(
         tokens(value) for value in (totals.input_uncached, totals.input_cached, totals.output)
@@ -134,16 +144,21 @@ def time_json(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def cost_json(total: CostTotal) -> dict[str, Any]:
+def cost_json(spend: Spend) -> dict[str, Any]:
     """``cost_usd`` (None when any call is unpriced), the known part, and the unpriced count."""
     return {
-        "cost_usd": decimal_json(total.amount),
-        "cost_known_usd": decimal_json(total.known),
-        "unpriced_calls": total.unknown_calls,
+        "cost_usd": decimal_json(spend.cost),
+        "cost_known_usd": decimal_json(spend.known_cost),
+        "unpriced_calls": spend.unpriced,
     }
 
 
-def tokens_json(totals: TokenTotals | Usage) -> dict[str, int]:
+def calls_json(spend: Spend) -> dict[str, int]:
+    """Every attempt, and how many of them failed or were refused by the budget."""
+    return {"calls": spend.calls, "failed_calls": spend.failed, "refused_calls": spend.refused}
+
+
+def tokens_json(totals: Spend | Usage) -> dict[str, int]:
     return {
         "input_uncached": totals.input_uncached,
         "input_cached": totals.input_cached,

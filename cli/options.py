@@ -17,6 +17,13 @@ from typing import Annotated, Any
 import typer
 
 from spendgraph.cli.console import Output
+from spendgraph.providers.config import (
+    CONFIG_ENV,
+    DEFAULT_CONFIG_NAME,
+    SpendgraphConfig,
+    example_config_path,
+    load_config,
+)
 from spendgraph.providers.errors import SpendgraphError
 from spendgraph.providers.ledger import LedgerFilter
 
@@ -107,6 +114,21 @@ ThreadFilterOption = Annotated[
     str | None,
     typer.Option("--thread", help="Only queries of this conversation thread (e.g. one game)."),
 ]
+LimitOption = Annotated[
+    int, typer.Option("--limit", min=0, help="Show at most N queries (0: all of them).")
+]
+
+
+def require_config(path: Path | None) -> SpendgraphConfig:
+    """The config, or a :class:`CommandError` saying where one comes from and how to try one."""
+    config = load_config(path)
+    if config is None:
+        raise CommandError(
+            f"no config found: pass --config FILE, set {CONFIG_ENV}, or create "
+            f"./{DEFAULT_CONFIG_NAME}. To try spendgraph on simulated GPUs, run "
+            f"`spendgraph serve sim` and pass --config {example_config_path()}"
+        )
+    return config
 
 
 def ledger_filter(

@@ -19,15 +19,11 @@ from spendgraph.graph.app import App
 from spendgraph.providers.config import (
     SpendgraphConfig,
     config_from_mapping,
-    example_config_path,
     load_config,
-    parse_config,
 )
 from spendgraph.providers.errors import ConfigError
 from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.ledger import Ledger, resolve_ledger_url
-
-SIM_URL_ENV = "SPENDGRAPH_SIM_URL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +51,11 @@ class Session:
 
 
 def _sim_config(stack: ExitStack, target: Target, env: Mapping[str, str]) -> SpendgraphConfig:
+    from spendgraph.providers.local.sim.layer import simulator_config
     from spendgraph.providers.local.sim.server import run_simulator
 
     sim = stack.enter_context(run_simulator(time_scale=target.sim_time_scale))
-    text = example_config_path().read_text()
-    return parse_config(
-        text, source=str(example_config_path()), env={**env, SIM_URL_ENV: sim.base_url}
-    )
+    return simulator_config(sim, env=env)
 
 
 # The embedded model's price: what this CPU costs per hour (default 0: a known

@@ -4,37 +4,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from rich.panel import Panel
 from rich.table import Table
 
-from spendgraph.providers.ledger.records import CallRecord, CallStatus
-from spendgraph.providers.usage import CostTotal
+from spendgraph.cli import formats as fmt
+from spendgraph.providers.ledger.records import CallRecord
+from spendgraph.providers.spend import Spend
 
 
 @dataclass
 class AgentSpend:
-    """Totals of one agent path's calls within a query."""
+    """One agent path's calls within a query: their spend, first TTFT and endpoints."""
 
     path: str
-    calls: int = 0
-    failed: int = 0
-    input_uncached: int = 0
-    input_cached: int = 0
-    output: int = 0
-    cost: CostTotal = field(default_factory=CostTotal)
+    spend: Spend = field(default_factory=Spend)
     first_ttft_ms: float | None = None
     endpoints: dict[str, str] = field(default_factory=dict)  # name -> hardware/precision
 
     def add(self, record: CallRecord) -> None:
-        self.calls += 1
-        self.failed += record.status is not CallStatus.OK
-        self.input_uncached += record.usage.input_uncached
-        self.input_cached += record.usage.input_cached
-        self.output += record.usage.output
-        self.cost = self.cost.add(record.cost_usd)
+        self.spend += Spend.of_call(record)
         if self.first_ttft_ms is None and record.ttft_ms is not None:
             self.first_ttft_ms = record.ttft_ms
         info = record.endpoint
@@ -50,37 +40,29 @@ def by_agent(records: Iterable[CallRecord]) -> list[AgentSpend]:
     return list(groups.values())
 
 
-def money(cost: CostTotal) -> str:
+def money(spend: Spend) -> str:
     """``$0.000123``, or ``unknown`` (never $0) when any call is unpriced."""
-    if cost.unknown_calls:
-        known = f" + ${cost.known:.6f}" if cost.known else ""
-        return f"unknown ({cost.unknown_calls} unpriced{known})"
-    return f"${cost.known:.6f}"
+    if spend.unpriced:
+        known = f" + ${spend.known_cost:.6f}" if spend.known_cost else ""
+        return f"unknown ({spend.unpriced} unpriced{known})"
+    return f"${spend.known_cost:.6f}"
 
 
 def total(groups: Iterable[AgentSpend]) -> AgentSpend:
-    whole = AgentSpend("total")
-    for group in groups:
-        whole.calls += group.calls
-        whole.failed += group.failed
-        whole.input_uncached += group.input_uncached
-        whole.input_cached += group.input_cached
-        whole.output += group.output
-        whole.cost = CostTotal(
-            whole.cost.known + group.cost.known, whole.cost.unknown_calls + group.cost.unknown_calls
-        )
-        whole.endpoints.update(group.endpoints)
-        if whole.first_ttft_ms is None:
-            whole.first_ttft_ms = group.first_ttft_ms
-    return whole
+    """All the groups as one ``total`` row (the first TTFT is the earliest group's)."""
+    rows = list(groups)
+    endpoints: dict[str, str] = {}
+    for row in rows:
+        endpoints.update(row.endpoints)
+    first_ttft = next((r.first_ttft_ms for r in rows if r.first_ttft_ms is not None), None)
+    return AgentSpend("total", sum((r.spend for r in rows), Spend()), first_ttft, endpoints)
 
 
-def _row(spend: AgentSpend) -> list[str]:
-    calls = f"{spend.calls}" + (f" ({spend.failed} failed)" if spend.failed else "")
-    ttft = "-" if spend.first_ttft_ms is None else f"{spend.first_ttft_ms:.0f} ms"
-    where = ", ".join(f"{name} [{hw}]" if hw else name for name, hw in spend.endpoints.items())
-    tokens = f"{spend.input_uncached:,} / {spend.input_cached:,} / {spend.output:,}"
-    return [spend.path, calls, tokens, money(spend.cost), ttft, where]
+def _row(group: AgentSpend) -> list[str]:
+    ttft = "-" if group.first_ttft_ms is None else f"{group.first_ttft_ms:.0f} ms"
+    where = ", ".join(f"{name} [{hw}]" if hw else name for name, hw in group.endpoints.items())
+    spend = group.spend
+    return [group.path, fmt.calls(spend), fmt.buckets(spend), money(spend), ttft, where]
 
 
 def spend_panel(records: list[CallRecord], *, title: str = "spend") -> Panel:
@@ -99,25 +81,19 @@ def spend_panel(records: list[CallRecord], *, title: str = "spend") -> Panel:
 def spend_json(records: list[CallRecord]) -> dict[str, Any]:
     """The same numbers for ``--json``: totals, and per agent."""
 
-    def as_dict(spend: AgentSpend) -> dict[str, Any]:
+    def as_dict(group: AgentSpend) -> dict[str, Any]:
+        spend = group.spend
         return {
-            "calls": spend.calls,
-            "failed_calls": spend.failed,
+            **fmt.calls_json(spend),
             "tokens": {
                 "input_uncached": spend.input_uncached,
                 "input_cached": spend.input_cached,
                 "output": spend.output,
             },
-            "cost_usd": _decimal(spend.cost.amount),
-            "cost_known_usd": _decimal(spend.cost.known),
-            "unpriced_calls": spend.cost.unknown_calls,
-            "first_ttft_ms": spend.first_ttft_ms,
-            "endpoints": spend.endpoints,
+            **fmt.cost_json(spend),
+            "first_ttft_ms": group.first_ttft_ms,
+            "endpoints": group.endpoints,
         }
 
     groups = by_agent(records)
     return {**as_dict(total(groups)), "agents": {g.path: as_dict(g) for g in groups}}
-
-
-def _decimal(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)

@@ -17,26 +17,38 @@ from spendgraph.graph.run import RunResult, run_graph
 from spendgraph.providers.config import SpendgraphConfig
 from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.ledger import Ledger
-from spendgraph.providers.usage import CostTotal
+from spendgraph.providers.spend import Spend
 
 
 @dataclass(frozen=True, slots=True)
 class PoolCost:
-    """Means per query of the sample runs on one pool."""
+    """The sample runs on one pool: their summed spend, and its means per query."""
 
     pool: str
     hardware: str
     queries: int
-    calls: float
-    input_tokens: float
-    cached_tokens: float
-    output_tokens: float
-    cost: CostTotal  # of all the runs; per query is cost / queries
+    spend: Spend  # of all the runs
+
+    @property
+    def calls(self) -> float:
+        return self.spend.calls / self.queries
+
+    @property
+    def input_tokens(self) -> float:
+        return self.spend.input_tokens / self.queries
+
+    @property
+    def cached_tokens(self) -> float:
+        return self.spend.input_cached / self.queries
+
+    @property
+    def output_tokens(self) -> float:
+        return self.spend.output / self.queries
 
     @property
     def cost_per_query(self) -> Decimal | None:
-        amount = self.cost.amount
-        return None if amount is None else amount / self.queries
+        cost = self.spend.cost
+        return None if cost is None else cost / self.queries
 
 
 def pools(config: SpendgraphConfig, tiers: Sequence[str]) -> list[str]:
@@ -76,20 +88,4 @@ async def measure(
 
 
 def _mean(pool: str, hardware: str, runs: Sequence[RunResult]) -> PoolCost:
-    count = len(runs)
-    spend = [run.spend for run in runs]
-    total = CostTotal()
-    for one in spend:
-        total = CostTotal(
-            total.known + one.cost.known, total.unknown_calls + one.cost.unknown_calls
-        )
-    return PoolCost(
-        pool=pool,
-        hardware=hardware,
-        queries=count,
-        calls=sum(s.calls for s in spend) / count,
-        input_tokens=sum(s.input_uncached + s.input_cached for s in spend) / count,
-        cached_tokens=sum(s.input_cached for s in spend) / count,
-        output_tokens=sum(s.output for s in spend) / count,
-        cost=total,
-    )
+    return PoolCost(pool, hardware, len(runs), sum((run.spend for run in runs), Spend()))

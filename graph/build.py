@@ -7,19 +7,20 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from spendgraph.agents.agent import Agent
 from spendgraph.graph.errors import GraphBuildError
 from spendgraph.graph.nodes import FINISH_NODE
-from spendgraph.graph.state import STATE_KEYS
+from spendgraph.graph.state import state_keys
 
+#: What a supervisor answers (as ``next``) when the request is done.
 FINISH = "FINISH"
-# Node names are agent names, so these cannot be: LangGraph's own, the state's
-# keys (LangGraph refuses a node named like a channel), and the routing words.
-RESERVED_NAMES = frozenset({START, END, FINISH, FINISH_NODE, *STATE_KEYS})
+# Node names are agent names, so these cannot be: LangGraph's own and the
+# routing words -- nor the keys of the builder's state (LangGraph refuses a
+# node named like a channel).
+ROUTING_NAMES = frozenset({START, END, FINISH, FINISH_NODE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +65,9 @@ def require_agents(builder: str, role: str, values: Any) -> tuple[Agent, ...]:
     return tuple(require_agent(builder, f"{role}[{i}]", value) for i, value in enumerate(values))
 
 
-def check_names(builder: str, agents: Iterable[Agent]) -> None:
-    """Agent names are node names and ledger path parts: unique and not reserved."""
+def check_names(builder: str, agents: Iterable[Agent], state: type) -> None:
+    """Agent names are node names and ledger path parts: unique, and neither routing
+    words nor keys of the builder's ``state`` schema."""
     names = [agent.name for agent in agents]
     duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
     if duplicates:
@@ -73,11 +75,12 @@ def check_names(builder: str, agents: Iterable[Agent]) -> None:
             f"{builder}: agent names must be unique, but {', '.join(map(repr, duplicates))} "
             "appear more than once"
         )
-    reserved = sorted(name for name in names if name in RESERVED_NAMES)
+    taken = ROUTING_NAMES | state_keys(state)
+    reserved = sorted(name for name in names if name in taken)
     if reserved:
         raise GraphBuildError(
             f"{builder}: agent name(s) {', '.join(map(repr, reserved))} are reserved "
-            f"(reserved: {', '.join(sorted(RESERVED_NAMES))})"
+            f"(reserved: {', '.join(sorted(taken))})"
         )
 
 
@@ -98,18 +101,7 @@ def check_route(builder: str, option: str, route: str | None, known: Sequence[st
         )
 
 
-def compile_graph(
-    graph: StateGraph,
-    checkpointer: BaseCheckpointSaver | None,
-    *,
-    name: str,
-    recursion_limit: int,
-) -> CompiledStateGraph:
-    """Compile with ``checkpointer`` and an explicit ``recursion_limit`` bound to the graph."""
-    if checkpointer is not None and not isinstance(checkpointer, BaseCheckpointSaver):
-        raise GraphBuildError(
-            f"{name}: checkpointer must be a LangGraph checkpoint saver, "
-            f"got {type(checkpointer).__name__}"
-        )
-    compiled = graph.compile(checkpointer=checkpointer, name=name)
-    return compiled.with_config(recursion_limit=recursion_limit)
+def compile_graph(graph: StateGraph, *, name: str, recursion_limit: int) -> CompiledStateGraph:
+    """Compile without a checkpointer (``with_checkpointer`` attaches one) and with an
+    explicit ``recursion_limit`` bound to the graph."""
+    return graph.compile(name=name).with_config(recursion_limit=recursion_limit)

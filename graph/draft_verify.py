@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -42,9 +41,17 @@ from spendgraph.graph.nodes import (
     prompt,
     take_turn,
 )
-from spendgraph.graph.state import GraphState
+from spendgraph.graph.state import PER_QUERY, GraphState, PerQuery
 
 BUILDER = "draft_and_verify"
+
+
+class DraftVerifyState(GraphState, total=False):
+    """A draft-and-verify graph's state: the fast agent's ``draft`` and the strong
+    agent's ``verdict`` (``accepted``, ``problems``; ``None`` until it is given)."""
+
+    draft: Annotated[str, PerQuery("")]
+    verdict: Annotated[dict[str, Any] | None, PER_QUERY]
 
 
 class Verdict(BaseModel):
@@ -67,12 +74,12 @@ def draft_and_verify(
     latency_target_ms: float,
     *,
     options: DraftVerifyOptions | None = None,
-    checkpointer: BaseCheckpointSaver | None = None,
 ) -> CompiledStateGraph:
     """A graph where ``fast`` drafts within ``latency_target_ms`` and ``strong`` verifies.
 
     The answer is the draft when accepted (or when the verdict is unreadable or
-    the budget ran out), else the strong agent's correction. Raises
+    the budget ran out), else the strong agent's correction; the state is
+    :class:`DraftVerifyState` (read ``result.state["draft"]``). Raises
     :class:`GraphBuildError` for non-Agents, equal names, a non-positive
     latency target, or a strong agent that already has an output schema.
     """
@@ -82,7 +89,7 @@ def draft_and_verify(
     target = _check(drafter, checker, latency_target_ms, options)
     drafter = drafter.replace(latency_target_ms=target)
     correct_node = f"{checker.name}_correct"
-    graph = StateGraph(GraphState, context_schema=RunContext)
+    graph = StateGraph(DraftVerifyState, context_schema=RunContext)
     graph.add_node(drafter.name, guarded(drafter, _draft(drafter, target, options)))
     graph.add_node(checker.name, guarded(checker, _verify(checker, options)))
     graph.add_node(correct_node, guarded(checker, _correct(checker, correct_node, options)))
@@ -96,7 +103,7 @@ def draft_and_verify(
     )
     graph.add_edge(correct_node, FINISH_NODE)
     graph.add_edge(FINISH_NODE, END)
-    return compile_graph(graph, checkpointer, name=BUILDER, recursion_limit=options.recursion(8))
+    return compile_graph(graph, name=BUILDER, recursion_limit=options.recursion(8))
 
 
 def _check(fast: Agent, strong: Agent, target: Any, options: DraftVerifyOptions) -> float:
@@ -106,7 +113,7 @@ def _check(fast: Agent, strong: Agent, target: Any, options: DraftVerifyOptions)
             f"{BUILDER}: latency_target_ms must be a positive number of milliseconds, "
             f"got {target!r}"
         )
-    check_names(BUILDER, (fast, strong))
+    check_names(BUILDER, (fast, strong), DraftVerifyState)
     if fast.name == f"{strong.name}_correct":
         raise GraphBuildError(f"{BUILDER}: the fast agent may not be named {fast.name!r}")
     check_no_output(BUILDER, "strong agent", strong, "its verdict schema is built in")
@@ -114,7 +121,7 @@ def _check(fast: Agent, strong: Agent, target: Any, options: DraftVerifyOptions)
 
 
 def _draft(fast: Agent, target: float, options: DraftVerifyOptions):
-    async def body(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    async def body(state: DraftVerifyState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         messages = prompt(state, history_limit=options.history_limit)
         turn = await take_turn(runtime, fast, messages, stream=True)
         ttft = next((c.ttft_ms for c in turn.calls if c.ttft_ms is not None), None)
@@ -132,7 +139,7 @@ def _verify(strong: Agent, options: DraftVerifyOptions):
         "correct and complete; otherwise list the problems."
     )
 
-    async def body(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    async def body(state: DraftVerifyState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         work = [{"agent": "draft", "content": state.get("draft") or ""}]
         messages = prompt(state, history_limit=options.history_limit, work=work, note=note)
         try:
@@ -150,7 +157,7 @@ def _verify(strong: Agent, options: DraftVerifyOptions):
 
 
 def _correct(strong: Agent, node: str, options: DraftVerifyOptions):
-    async def body(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    async def body(state: DraftVerifyState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         verdict = state.get("verdict") or {}
         work = [{"agent": "draft", "content": state.get("draft") or ""}]
         task = f"The draft was rejected: {verdict.get('problems') or 'no reason given'}. " + (
@@ -164,14 +171,14 @@ def _correct(strong: Agent, node: str, options: DraftVerifyOptions):
 
 
 def _unless_exhausted(target: str):
-    def route(state: GraphState) -> str:
+    def route(state: DraftVerifyState) -> str:
         return FINISH_NODE if exhausted(state) else target
 
     return route
 
 
 def _after_verdict(correct_node: str, options: DraftVerifyOptions):
-    def route(state: GraphState) -> str:
+    def route(state: DraftVerifyState) -> str:
         verdict = state.get("verdict") or {}
         rejected = verdict.get("accepted") is False
         if rejected and options.correct and not exhausted(state):

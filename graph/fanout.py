@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -44,9 +43,16 @@ from spendgraph.graph.nodes import (
     prompt,
     take_turn,
 )
-from spendgraph.graph.state import GraphState
+from spendgraph.graph.state import PER_QUERY, GraphState
 
 BUILDER = "fanout"
+
+
+class FanoutState(GraphState, total=False):
+    """A fan-out graph's state: ``plan`` is the planner's tasks
+    (``{"specialist", "question"}`` each)."""
+
+    plan: Annotated[list[dict[str, Any]] | None, PER_QUERY]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +85,15 @@ def fanout(
     synthesizer: Agent,
     *,
     options: FanoutOptions | None = None,
-    checkpointer: BaseCheckpointSaver | None = None,
 ) -> CompiledStateGraph:
     """A graph where ``planner`` fans the request out to ``specialists`` in parallel and
     ``synthesizer`` writes the answer from theirs.
 
     An unreadable plan falls back to asking every specialist (up to
-    ``max_tasks``) the user's request. Raises :class:`GraphBuildError` for an
-    empty or invalid specialist list, duplicate/reserved names, a planner that
-    already has an output schema, or bad task bounds.
+    ``max_tasks``) the user's request. The state is :class:`FanoutState`.
+    Raises :class:`GraphBuildError` for an empty or invalid specialist list,
+    duplicate/reserved names, a planner that already has an output schema, or
+    bad task bounds.
     """
     options = options or FanoutOptions()
     lead = require_agent(BUILDER, "planner", planner)
@@ -95,7 +101,7 @@ def fanout(
     writer = require_agent(BUILDER, "synthesizer", synthesizer)
     low, high = _check(lead, team, writer, options)
     planning = lead.replace(output=plan_model([agent.name for agent in team], low, high))
-    graph = StateGraph(GraphState, context_schema=RunContext)
+    graph = StateGraph(FanoutState, context_schema=RunContext)
     graph.add_node(lead.name, guarded(lead, _plan(planning, team, options, high)))
     for agent in team:
         graph.add_node(
@@ -108,14 +114,14 @@ def fanout(
     graph.add_conditional_edges(lead.name, _dispatch, [*(a.name for a in team), FINISH_NODE])
     graph.add_edge(writer.name, FINISH_NODE)
     graph.add_edge(FINISH_NODE, END)
-    return compile_graph(graph, checkpointer, name=BUILDER, recursion_limit=options.recursion(8))
+    return compile_graph(graph, name=BUILDER, recursion_limit=options.recursion(8))
 
 
 def _check(
     lead: Agent, team: tuple[Agent, ...], writer: Agent, options: FanoutOptions
 ) -> tuple[int, int]:
     options.check(BUILDER)
-    check_names(BUILDER, (lead, *team, writer))
+    check_names(BUILDER, (lead, *team, writer), FanoutState)
     check_no_output(BUILDER, "planner", lead, "its plan schema is built from the specialists")
     low, high = options.task_bounds(len(team))
     if low < 1 or high < low:
@@ -131,7 +137,7 @@ def _plan(planning: Agent, team: Sequence[Agent], options: FanoutOptions, high: 
     )
     note = menu + "\n\nSplit the request into sub-questions, each for one specialist."
 
-    async def body(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    async def body(state: FanoutState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         messages = prompt(state, history_limit=options.history_limit, note=note)
         try:
             turn = await take_turn(runtime, planning, messages)
@@ -145,7 +151,7 @@ def _plan(planning: Agent, team: Sequence[Agent], options: FanoutOptions, high: 
     return body
 
 
-def _dispatch(state: GraphState) -> list[Send] | str:
+def _dispatch(state: FanoutState) -> list[Send] | str:
     plan = state.get("plan") or []
     if exhausted(state) or not plan:
         return FINISH_NODE
@@ -166,7 +172,7 @@ def _specialist(agent: Agent, lead: Agent, options: FanoutOptions):
 def _synthesize(writer: Agent, options: FanoutOptions):
     note = "Combine the specialists' answers above into one answer to the request."
 
-    async def body(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    async def body(state: FanoutState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         answers = state.get("outputs") or []
         if exhausted(state) or not answers:
             return {}  # the budget is spent: no new turn; finish joins what there is

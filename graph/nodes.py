@@ -6,7 +6,9 @@ the same graph object can run against any layer. Each node that runs an agent
 is wrapped by :func:`guarded`: a :class:`BudgetExceeded` raised anywhere in
 the turn becomes ``status = budget_exhausted`` in the state (and a
 :class:`BudgetExhausted` event), and the builders' edges then go straight to
-the ``finish`` node, which settles on the best answer so far.
+the ``finish`` node, which settles on the best answer so far. A graph written
+by hand uses the same parts. The query's spend so far is the provider layer's
+accounting: ``spendgraph.providers.context.current_query().spend`` in a node.
 """
 
 from __future__ import annotations
@@ -22,17 +24,13 @@ from spendgraph.agents.agent import Agent
 from spendgraph.agents.output import OutputSchema
 from spendgraph.agents.turn import TurnOptions, TurnResult, run_turn
 from spendgraph.graph.events import BudgetExhausted
-from spendgraph.graph.state import (
-    BUDGET_EXHAUSTED,
-    DONE,
-    AgentOutput,
-    GraphState,
-    spend_snapshot,
-)
-from spendgraph.providers.context import agent_scope, current_query
+from spendgraph.graph.state import AgentOutput
+from spendgraph.providers.context import agent_scope
 from spendgraph.providers.errors import BudgetExceeded, SpendgraphError
 from spendgraph.providers.gateway import ProviderLayer
+from spendgraph.providers.ledger.records import QueryStatus
 
+#: The name of the node a graph ends in (:func:`finish_node`); route to it to wrap up.
 FINISH_NODE = "finish"
 NodeUpdate = dict[str, Any]
 NodeBody = Callable[[Any, "Runtime[RunContext]"], Awaitable[NodeUpdate]]
@@ -40,7 +38,12 @@ NodeBody = Callable[[Any, "Runtime[RunContext]"], Awaitable[NodeUpdate]]
 
 @dataclass(frozen=True, slots=True)
 class RunContext:
-    """LangGraph runtime context of a run: the provider layer, and whether to stream tokens."""
+    """LangGraph runtime context of a run: the provider layer, and whether to stream tokens.
+
+    ``run_graph``/``stream_graph`` pass it; a graph of your own declares it with
+    ``StateGraph(MyState, context_schema=RunContext)``, and its nodes take a
+    ``runtime: Runtime[RunContext]`` argument to hand to :func:`take_turn`.
+    """
 
     layer: ProviderLayer
     stream_tokens: bool = True
@@ -57,7 +60,10 @@ async def take_turn(
 ) -> TurnResult:
     """Run one turn of ``agent`` in this node, its calls attributed to ``parent/agent``.
 
-    The agent scope is set here, inside the node, so attribution never depends
+    ``messages`` is what the agent sees (see :func:`prompt`); the result's
+    ``content``/``parsed`` is its answer, :func:`output_of` makes it a state
+    update. Wrap the node in :func:`guarded` so a budget refusal ends the run
+    gracefully. The agent scope is set here, inside the node, so attribution never depends
     on how LangGraph schedules tasks.
     """
     if not isinstance(runtime.context, RunContext):
@@ -75,7 +81,7 @@ async def take_turn(
 
 
 def output_of(turn: TurnResult, *, task: str | None = None) -> dict[str, Any]:
-    """A turn as an ``outputs`` entry of the state."""
+    """A turn as an ``outputs`` entry of the state: return ``{"outputs": [output_of(turn)]}``."""
     return AgentOutput(
         agent=turn.agent,
         path=turn.path,
@@ -86,36 +92,30 @@ def output_of(turn: TurnResult, *, task: str | None = None) -> dict[str, Any]:
 
 
 def guarded(agent: Agent, body: NodeBody, *, parent: str | None = None) -> NodeBody:
-    """Wrap a node body with the budget guard and the spend snapshot.
+    """Wrap a node body that runs ``agent`` with the budget guard:
+    ``graph.add_node(name, guarded(agent, body))``.
 
     A :class:`BudgetExceeded` from the body becomes a ``budget_exhausted``
-    status instead of an exception; every update carries the query's current
-    spend, read from the provider layer's accounting.
+    status (and a :class:`BudgetExhausted` event) instead of an exception;
+    route on :func:`exhausted` to :data:`FINISH_NODE` after it.
     """
     path = f"{parent}/{agent.name}" if parent else agent.name
 
     async def node(state: Any, runtime: Runtime[RunContext]) -> NodeUpdate:
         try:
-            update = await body(state, runtime)
+            return await body(state, runtime)
         except BudgetExceeded as exc:
             runtime.stream_writer(BudgetExhausted(agent.name, path, str(exc)))
-            update = {"status": BUDGET_EXHAUSTED, "stop_reason": "budget"}
-        return with_spend(update)
+            return {"status": QueryStatus.BUDGET_EXHAUSTED.value, "stop_reason": "budget"}
 
     node.__name__ = f"{agent.name}_node"
     return node
 
 
-def with_spend(update: NodeUpdate) -> NodeUpdate:
-    """``update`` plus the current query's spend snapshot (when a query is open)."""
-    scope = current_query()
-    if scope is not None:
-        update = {**update, "spend": spend_snapshot(scope.id, scope.spend)}
-    return update
-
-
 def exhausted(state: Mapping[str, Any]) -> bool:
-    return state.get("status") == BUDGET_EXHAUSTED
+    """Whether the query's budget refused a call: a conditional edge then goes to
+    :data:`FINISH_NODE` instead of starting another turn."""
+    return state.get("status") == QueryStatus.BUDGET_EXHAUSTED
 
 
 def last_output(state: Mapping[str, Any]) -> str:
@@ -128,15 +128,22 @@ def finish_node(fallback: Callable[[Mapping[str, Any]], str] = last_output):
     """The node every graph ends in: settle the answer and add it to the thread's history.
 
     ``answer`` is what a node already decided, else ``fallback(state)`` -- the
-    best answer so far (e.g. after a budget refusal or a step limit).
+    best answer so far (e.g. after a budget refusal or a step limit). Add it as
+    ``graph.add_node(FINISH_NODE, finish_node())`` with an edge to ``END``.
     """
 
-    async def finish(state: GraphState) -> NodeUpdate:
+    # Not annotated GraphState: LangGraph hands a node only the keys of the schema its
+    # state parameter is annotated with, and the fallback may read a subclass's keys.
+    async def finish(state: Any) -> NodeUpdate:
         answer = state.get("answer") or fallback(state)
-        update: NodeUpdate = {"answer": answer, "status": DONE, "stop_reason": "done"}
+        update: NodeUpdate = {
+            "answer": answer,
+            "status": QueryStatus.OK.value,
+            "stop_reason": "done",
+        }
         if answer:
             update["messages"] = [{"role": "assistant", "content": answer}]
-        return with_spend(update)
+        return update
 
     return finish
 
@@ -164,8 +171,10 @@ def prompt(
     task: str | None = None,
     note: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The messages an agent sees: recent thread history, then one user message with
-    this query's request, the work done so far, and the agent's own task."""
+    """The messages an agent sees: at most ``history_limit`` messages of the thread's
+    history, then one user message with this query's request, the ``work`` done so far
+    (``outputs`` entries), the agent's own ``task`` and a ``note``. Pass it to
+    :func:`take_turn`."""
     history = list(state.get("messages") or [])
     request = state.get("input") or ""
     if history and history[-1].get("role") == "user" and history[-1].get("content") == request:

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
@@ -75,10 +76,17 @@ async def open_checkpointer(
 
 
 def with_checkpointer(
-    graph: CompiledStateGraph, checkpointer: BaseCheckpointSaver | None
+    graph: CompiledStateGraph, checkpointer: BaseCheckpointSaver | Literal[False] | None
 ) -> CompiledStateGraph:
-    """A copy of a compiled graph that checkpoints to ``checkpointer``."""
-    if checkpointer is not None and not isinstance(checkpointer, BaseCheckpointSaver):
+    """A copy of a compiled graph that checkpoints its threads to ``checkpointer``.
+
+    The one way to give a graph a saver: builders and ``App.build()`` return
+    graphs without one. ``None`` drops it; ``False`` keeps a graph run inside
+    another graph's node from checkpointing at all (by default it would use
+    the outer run's saver).
+    """
+    unset = checkpointer is None or checkpointer is False
+    if not unset and not isinstance(checkpointer, BaseCheckpointSaver):
         raise GraphBuildError(
             f"checkpointer must be a LangGraph checkpoint saver, got {type(checkpointer).__name__}"
         )

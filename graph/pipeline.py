@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -36,19 +35,20 @@ def pipeline(
     agents: Sequence[Agent],
     *,
     options: GraphOptions | None = None,
-    checkpointer: BaseCheckpointSaver | None = None,
 ) -> CompiledStateGraph:
     """A graph running ``agents`` one after another; the last one's output is the answer.
 
     Each agent sees the thread's recent history and one user message with the
     request and every earlier agent's output. A budget refusal ends the run
-    with the latest output as the answer. Raises :class:`GraphBuildError` for
-    an empty list, non-Agent items, or duplicate/reserved names.
+    with the latest output as the answer. The state is the plain
+    :class:`GraphState`; attach a checkpointer with ``with_checkpointer``.
+    Raises :class:`GraphBuildError` for an empty list, non-Agent items, or
+    duplicate/reserved names.
     """
     options = options or GraphOptions()
     options.check(BUILDER)
     chain = require_agents(BUILDER, "agents", agents)
-    check_names(BUILDER, chain)
+    check_names(BUILDER, chain, GraphState)
     graph = StateGraph(GraphState, context_schema=RunContext)
     for agent in chain:
         graph.add_node(agent.name, guarded(agent, _stage(agent, options)))
@@ -58,9 +58,7 @@ def pipeline(
     for agent, follower in zip(chain, followers, strict=True):
         graph.add_conditional_edges(agent.name, _then(follower), sorted({follower, FINISH_NODE}))
     graph.add_edge(FINISH_NODE, END)
-    return compile_graph(
-        graph, checkpointer, name=BUILDER, recursion_limit=options.recursion(len(chain) + 4)
-    )
+    return compile_graph(graph, name=BUILDER, recursion_limit=options.recursion(len(chain) + 4))
 
 
 def _stage(agent: Agent, options: GraphOptions):

@@ -7,6 +7,10 @@ ending with :class:`RunFinished`.
 ``run_graph`` is the same run without the events. A budget refusal never
 escapes: the run ends with the best answer so far and the Query row's status
 is ``budget_exhausted``.
+
+The run's input is the user's message plus a reset of every key the graph's
+state schema marks per-query (:class:`~spendgraph.graph.state.PerQuery`), so
+a checkpointed thread starts each query clean while its other keys persist.
 """
 
 from __future__ import annotations
@@ -22,12 +26,12 @@ from typing import Any
 from langgraph.graph.state import CompiledStateGraph
 
 from spendgraph.graph.events import RunEvent, RunFinished, RunStarted
-from spendgraph.graph.nodes import RunContext
-from spendgraph.graph.state import BUDGET_EXHAUSTED, AgentOutput, query_input
-from spendgraph.providers.context import SpendSummary
+from spendgraph.graph.nodes import RunContext, exhausted, last_output
+from spendgraph.graph.state import AgentOutput, GraphState, per_query_resets, query_input
 from spendgraph.providers.errors import BudgetExceeded
 from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.ledger.records import QueryStatus
+from spendgraph.providers.spend import Spend
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,27 +56,22 @@ class RunOptions:
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
-    """How a run ended: the answer, the Query's status, steps and spend, and the final state."""
+    """How a run ended: the answer, the Query's status, steps and spend, and the final state.
+
+    ``spend`` is the query's, from the provider layer's accounting. ``state`` is
+    the graph's final state: builder- or app-specific keys are read from it
+    (``result.state["draft"]`` for draft-and-verify, ``result.state["plan"]``...).
+    """
 
     answer: str
     status: QueryStatus
     query_id: str
     thread_id: str
     steps: int
-    spend: SpendSummary
+    spend: Spend
     outputs: tuple[AgentOutput, ...]
     stop_reason: str = ""
     state: Mapping[str, Any] = field(default_factory=dict, compare=False)
-
-    @property
-    def draft(self) -> str | None:
-        """draft-and-verify: the fast agent's draft."""
-        return self.state.get("draft") or None
-
-    @property
-    def verdict(self) -> Mapping[str, Any] | None:
-        """draft-and-verify: the strong agent's verdict (``accepted``, ``problems``)."""
-        return self.state.get("verdict")
 
 
 _DONE = object()
@@ -129,8 +128,15 @@ async def thread_messages(graph: CompiledStateGraph, thread_id: str) -> list[dic
     return list(snapshot.values.get("messages") or [])
 
 
+def _state_schema(graph: CompiledStateGraph) -> type:
+    builder = getattr(graph, "builder", None)
+    return getattr(builder, "state_schema", GraphState)
+
+
 async def _run(graph, layer, text, thread_id, options: RunOptions, queue) -> None:
     try:
+        schema = _state_schema(graph)
+        per_query_resets(schema)  # a schema it cannot reset fails here, before a Query opens
         async with layer.query(
             app=options.app,
             thread_id=thread_id,
@@ -140,9 +146,9 @@ async def _run(graph, layer, text, thread_id, options: RunOptions, queue) -> Non
             store_text=options.store_text,
         ) as scope:
             queue.put_nowait(RunStarted(scope.id, thread_id))
-            state = await _drive(graph, layer, text, thread_id, options, scope.id, queue.put_nowait)
-            exhausted = state.get("status") == BUDGET_EXHAUSTED
-            status = QueryStatus.BUDGET_EXHAUSTED if exhausted else QueryStatus.OK
+            start = query_input(text, scope.id, schema)
+            state = await _drive(graph, layer, start, thread_id, options, queue.put_nowait)
+            status = QueryStatus.BUDGET_EXHAUSTED if exhausted(state) else QueryStatus.OK
             scope.status = status
             spend = scope.spend
         queue.put_nowait(RunFinished(_result(state, status, scope.id, thread_id, spend)))
@@ -150,7 +156,7 @@ async def _run(graph, layer, text, thread_id, options: RunOptions, queue) -> Non
         queue.put_nowait(_DONE)
 
 
-async def _drive(graph, layer, text, thread_id, options, query_id, emit) -> dict[str, Any]:
+async def _drive(graph, layer, start, thread_id, options, emit) -> dict[str, Any]:
     """Stream the graph, forwarding custom events; returns the last state values seen.
 
     Streamed with ``subgraphs=True``: the events of a graph running inside a node
@@ -163,7 +169,7 @@ async def _drive(graph, layer, text, thread_id, options, query_id, emit) -> dict
     state: dict[str, Any] = {}
     try:
         async for namespace, mode, chunk in graph.astream(
-            query_input(text, query_id),
+            start,
             config,
             context=context,
             stream_mode=["custom", "values"],
@@ -176,10 +182,9 @@ async def _drive(graph, layer, text, thread_id, options, query_id, emit) -> dict
     except BudgetExceeded:
         # Raised outside the agent nodes' guard (e.g. a custom node): the run
         # still ends with what it has.
-        state = {**state, "status": BUDGET_EXHAUSTED, "stop_reason": "budget"}
-        if not state.get("answer"):
-            outputs = state.get("outputs") or []
-            state["answer"] = outputs[-1]["content"] if outputs else ""
+        status = QueryStatus.BUDGET_EXHAUSTED.value
+        state = {**state, "status": status, "stop_reason": "budget"}
+        state["answer"] = state.get("answer") or last_output(state)
     return state
 
 

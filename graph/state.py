@@ -1,29 +1,53 @@
-"""The state every spendgraph graph carries, and its reducers.
+"""The state every spendgraph graph carries, its reducers, and the per-query marker.
 
 State is plain JSON-like data (dicts, lists, strings, numbers) so every
 checkpointer can store it. ``messages`` is the conversation thread's history
 (OpenAI-style ``{"role", "content"}`` dicts: each query adds the user's input
-and the final answer); the other keys describe the current query and are reset
-by the input of each run (:func:`query_input`).
+and the final answer); ``query_id`` and ``input`` are set by each run's input.
+
+A key annotated with :data:`PER_QUERY` (or ``PerQuery(reset)``) describes one
+query: every run of a checkpointed thread starts it afresh (the run's input
+carries the reset, see :func:`query_input`). Unmarked keys keep their value
+across the thread's queries -- a game's world, a support call's escalation.
+Builders extend :class:`GraphState` with their own keys (``SupervisorState``,
+``FanoutState``, ``DraftVerifyState``); an app's own state does the same.
 
 Keys written by parallel branches (fan-out specialists) have reducers:
 ``outputs`` and ``steps`` accumulate, ``status`` keeps ``budget_exhausted``
-once set, ``stop_reason`` keeps the first reason given, and ``spend`` keeps
-the most recent snapshot of the current query.
+once set, and ``stop_reason`` keeps the first reason given.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, TypedDict, get_type_hints
 
-from spendgraph.providers.context import SpendSummary
-from spendgraph.providers.usage import CostTotal
+from spendgraph.graph.errors import GraphBuildError
+from spendgraph.providers.ledger.records import QueryStatus
 
-RUNNING = "running"
-DONE = "ok"
-BUDGET_EXHAUSTED = "budget_exhausted"
+
+@dataclass(frozen=True, slots=True)
+class PerQuery:
+    """Marks a state key as describing one query: each run starts it at ``reset``.
+
+    Put it in the key's annotation *before* any reducer -- LangGraph takes only
+    the last annotation as the reducer, so ``Annotated[int, add, PER_QUERY]``
+    would silently lose ``add`` (a run refuses such a schema):
+    ``route: Annotated[dict | None, PER_QUERY]``,
+    ``narration: Annotated[str, PerQuery("")]``,
+    ``steps: Annotated[int, PER_QUERY, count_steps]``. A reducer receives the
+    reset like any write, so it must treat it as a restart (``count_steps``
+    turns ``None`` into 0).
+    """
+
+    reset: Any = None
+
+
+#: The per-query marker resetting its key to ``None``; see :class:`PerQuery`.
+PER_QUERY = PerQuery()
 
 
 def append_messages(old: list[dict[str, Any]], new: list[dict[str, Any]] | None) -> list[dict]:
@@ -32,7 +56,7 @@ def append_messages(old: list[dict[str, Any]], new: list[dict[str, Any]] | None)
 
 
 def collect_outputs(old: list[dict[str, Any]], new: list[dict[str, Any]] | None) -> list[dict]:
-    """Agent outputs of this query; ``None`` (sent by each run's input) starts a new list."""
+    """Agent outputs of this query; ``None`` (each run's reset) starts a new list."""
     return [] if new is None else [*(old or []), *new]
 
 
@@ -43,7 +67,7 @@ def count_steps(old: int, new: int | None) -> int:
 
 def sticky_status(old: str, new: str | None) -> str:
     """``budget_exhausted`` sticks for the rest of the query; ``running`` (a new query) resets."""
-    if new == RUNNING or old != BUDGET_EXHAUSTED:
+    if new == QueryStatus.RUNNING or old != QueryStatus.BUDGET_EXHAUSTED:
         return new or old
     return old
 
@@ -55,86 +79,74 @@ def first_reason(old: str, new: str | None) -> str:
     return old or new or ""
 
 
-def latest_spend(old: dict[str, Any], new: dict[str, Any] | None) -> dict[str, Any]:
-    """The newest spend snapshot of the current query (the one that has seen the most calls)."""
-    if not new:
-        return old
-    if not old or old.get("query_id") != new.get("query_id"):
-        return new
-    return new if new.get("calls", 0) >= old.get("calls", 0) else old
-
-
 class GraphState(TypedDict, total=False):
-    """What a spendgraph graph holds; builder-specific keys stay empty in other graphs."""
+    """What every spendgraph graph holds; subclass it for keys of your own.
+
+    Annotate a node's state parameter with the graph's own schema (or not at
+    all): LangGraph passes a node only the keys of the schema its parameter is
+    annotated with, so ``state: GraphState`` in a subclass's graph hides the
+    subclass's keys. ``status`` holds a :class:`QueryStatus` value as a plain string (the
+    checkpointer serializes the state); compare it with the enum members.
+    """
 
     messages: Annotated[list[dict[str, Any]], append_messages]
     query_id: str
     input: str
-    steps: Annotated[int, count_steps]
-    outputs: Annotated[list[dict[str, Any]], collect_outputs]
-    answer: str
-    status: Annotated[str, sticky_status]
-    stop_reason: Annotated[str, first_reason]
-    spend: Annotated[dict[str, Any], latest_spend]
-    route: dict[str, Any] | None  # supervisor: the last decision
-    plan: list[dict[str, Any]] | None  # fan-out: the planner's tasks
-    draft: str  # draft-and-verify
-    verdict: dict[str, Any] | None
+    steps: Annotated[int, PER_QUERY, count_steps]
+    outputs: Annotated[list[dict[str, Any]], PER_QUERY, collect_outputs]
+    answer: Annotated[str, PerQuery("")]
+    status: Annotated[str, PerQuery(QueryStatus.RUNNING.value), sticky_status]
+    stop_reason: Annotated[str, PerQuery(""), first_reason]
 
 
-STATE_KEYS = frozenset(GraphState.__annotations__)
+@functools.cache
+def _hints(schema: type) -> Mapping[str, Any]:
+    return get_type_hints(schema, include_extras=True)
 
 
-def query_input(text: str, query_id: str) -> dict[str, Any]:
-    """The input of one run: the user's message, plus a reset of every per-query key."""
+def state_keys(schema: type) -> frozenset[str]:
+    """The keys (LangGraph channels) of a state schema, inherited ones included."""
+    return frozenset(_hints(schema))
+
+
+@functools.cache
+def _markers(schema: type) -> tuple[tuple[str, PerQuery], ...]:
+    marked = []
+    for key, hint in _hints(schema).items():
+        meta = getattr(hint, "__metadata__", ())
+        marker = next((item for item in meta if isinstance(item, PerQuery)), None)
+        if marker is None:
+            continue
+        reducers = [item for item in meta if callable(item) and not isinstance(item, type)]
+        if reducers and meta[-1] is not reducers[-1]:
+            raise GraphBuildError(
+                f"{schema.__name__}.{key}: put the reducer last in Annotated[...] "
+                "(LangGraph reads only the last item as the reducer), after PER_QUERY"
+            )
+        marked.append((key, marker))
+    return tuple(marked)
+
+
+def per_query_resets(schema: type) -> dict[str, Any]:
+    """What each key ``schema`` marks per-query starts a run at (a fresh copy each call)."""
+    return {key: copy.deepcopy(marker.reset) for key, marker in _markers(schema)}
+
+
+def query_input(text: str, query_id: str, schema: type = GraphState) -> dict[str, Any]:
+    """The input of one run: the user's message and the query's id, plus the reset of
+    every key ``schema`` marks per-query."""
     return {
+        **per_query_resets(schema),
         "messages": [{"role": "user", "content": text}],
         "query_id": query_id,
         "input": text,
-        "steps": None,
-        "outputs": None,
-        "answer": "",
-        "status": RUNNING,
-        "stop_reason": "",
-        "spend": spend_snapshot(query_id, SpendSummary()),
-        "route": None,
-        "plan": None,
-        "draft": "",
-        "verdict": None,
     }
-
-
-def spend_snapshot(query_id: str, spend: SpendSummary) -> dict[str, Any]:
-    """A :class:`SpendSummary` as plain data for the state (cost as a decimal string)."""
-    return {
-        "query_id": query_id,
-        "calls": spend.calls,
-        "failed_calls": spend.failed_calls,
-        "input_uncached": spend.input_uncached,
-        "input_cached": spend.input_cached,
-        "output": spend.output,
-        "reasoning": spend.reasoning,
-        "cost_known_usd": str(spend.cost.known),
-        "unknown_cost_calls": spend.cost.unknown_calls,
-    }
-
-
-def spend_from_snapshot(data: dict[str, Any]) -> SpendSummary:
-    """The :class:`SpendSummary` a snapshot holds."""
-    return SpendSummary(
-        calls=data.get("calls", 0),
-        failed_calls=data.get("failed_calls", 0),
-        input_uncached=data.get("input_uncached", 0),
-        input_cached=data.get("input_cached", 0),
-        output=data.get("output", 0),
-        reasoning=data.get("reasoning", 0),
-        cost=CostTotal(Decimal(data.get("cost_known_usd", "0")), data.get("unknown_cost_calls", 0)),
-    )
 
 
 @dataclass(frozen=True, slots=True)
 class AgentOutput:
-    """One agent turn's result as kept in the state."""
+    """One agent turn's result as kept in the state (``outputs`` entries are its
+    :meth:`to_state`; :meth:`from_state` reads one back)."""
 
     agent: str
     path: str

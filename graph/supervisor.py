@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
@@ -46,9 +45,16 @@ from spendgraph.graph.nodes import (
     prompt,
     take_turn,
 )
-from spendgraph.graph.state import GraphState
+from spendgraph.graph.state import PER_QUERY, GraphState
 
 BUILDER = "supervisor"
+
+
+class SupervisorState(GraphState, total=False):
+    """A supervisor graph's state: ``route`` is the supervisor's last decision
+    (``next``, ``instruction``, and ``invalid``/``error`` after an unusable one)."""
+
+    route: Annotated[dict[str, Any] | None, PER_QUERY]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,21 +86,21 @@ def supervisor(
     specialists: Sequence[Agent],
     *,
     options: SupervisorOptions | None = None,
-    checkpointer: BaseCheckpointSaver | None = None,
 ) -> CompiledStateGraph:
     """A graph where ``supervisor_agent`` routes the request between ``specialists``.
 
     The answer is the last specialist's output (or the supervisor's FINISH
-    instruction when no specialist ran). Raises :class:`GraphBuildError` for
-    an empty or invalid specialist list, duplicate/reserved names, a
-    supervisor that already has an output schema, or an unknown ``first``.
+    instruction when no specialist ran); the state is :class:`SupervisorState`.
+    Raises :class:`GraphBuildError` for an empty or invalid specialist list,
+    duplicate/reserved names, a supervisor that already has an output schema,
+    or an unknown ``first``.
     """
     options = options or SupervisorOptions()
     boss = require_agent(BUILDER, "supervisor agent", supervisor_agent)
     team = require_agents(BUILDER, "specialists", specialists)
     _check(boss, team, options)
     deciding = boss.replace(output=route_model([agent.name for agent in team]))
-    graph = StateGraph(GraphState, context_schema=RunContext)
+    graph = StateGraph(SupervisorState, context_schema=RunContext)
     graph.add_node(boss.name, guarded(boss, _decide(deciding, team, options)))
     for agent in team:
         graph.add_node(
@@ -112,7 +118,6 @@ def supervisor(
     decisions = (options.max_steps + 1) * (options.retries + 1)
     return compile_graph(
         graph,
-        checkpointer,
         name=BUILDER,
         recursion_limit=options.recursion(decisions + options.max_steps + 3),
     )
@@ -124,7 +129,7 @@ def _check(boss: Agent, team: tuple[Agent, ...], options: SupervisorOptions) -> 
         raise GraphBuildError(f"{BUILDER}: max_steps must be at least 1")
     if options.retries < 0:
         raise GraphBuildError(f"{BUILDER}: retries must be 0 or more")
-    check_names(BUILDER, (boss, *team))
+    check_names(BUILDER, (boss, *team), SupervisorState)
     check_no_output(
         BUILDER, "supervisor agent", boss, "its decision schema is built from the specialists"
     )
@@ -145,7 +150,7 @@ def _menu(team: Sequence[Agent], route: Mapping[str, Any] | None) -> str:
 
 
 def _decide(deciding: Agent, team: Sequence[Agent], options: SupervisorOptions):
-    async def body(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    async def body(state: SupervisorState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         route = state.get("route")
         messages = prompt(
             state,
@@ -181,7 +186,7 @@ def _decide(deciding: Agent, team: Sequence[Agent], options: SupervisorOptions):
 
 
 def _specialist(agent: Agent, boss: Agent, options: SupervisorOptions):
-    async def body(state: GraphState, runtime: Runtime[RunContext]) -> dict[str, Any]:
+    async def body(state: SupervisorState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         outputs = state.get("outputs") or []
         instruction = (state.get("route") or {}).get("instruction") or None
         messages = prompt(
@@ -197,7 +202,7 @@ def _specialist(agent: Agent, boss: Agent, options: SupervisorOptions):
 
 
 def _after_decision(boss: Agent, options: SupervisorOptions):
-    def route(state: GraphState) -> str:
+    def route(state: SupervisorState) -> str:
         decision = state.get("route") or {}
         target = decision.get("next")
         if exhausted(state) or target == FINISH:
@@ -210,7 +215,7 @@ def _after_decision(boss: Agent, options: SupervisorOptions):
 
 
 def _after_specialist(boss: Agent, options: SupervisorOptions):
-    def route(state: GraphState) -> str:
+    def route(state: SupervisorState) -> str:
         if exhausted(state) or len(state.get("outputs") or []) >= options.max_steps:
             return FINISH_NODE
         return boss.name

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from spendgraph.providers.chat import ChatRequest
-from spendgraph.providers.config_prices import PriceConfig
+from spendgraph.providers.config import PriceConfig
 from spendgraph.providers.errors import EndpointError, NoEndpointAvailable, SpendgraphError
 from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.tokens import count_text

@@ -9,45 +9,17 @@ while sharing the query's budget and running totals.
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncGenerator, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from typing import Any
 
 from spendgraph.providers.budget import Budget
-from spendgraph.providers.ledger.records import CallRecord, CallStatus, QueryStatus
-from spendgraph.providers.usage import CostTotal
-
-
-@dataclass(frozen=True, slots=True)
-class SpendSummary:
-    """Running totals of one query's calls (every attempt, failed ones included)."""
-
-    calls: int = 0
-    failed_calls: int = 0
-    input_uncached: int = 0
-    input_cached: int = 0
-    output: int = 0
-    reasoning: int = 0
-    cost: CostTotal = field(default_factory=CostTotal)
-
-    @property
-    def tokens(self) -> int:
-        return self.input_uncached + self.input_cached + self.output
-
-    def plus(self, record: CallRecord) -> SpendSummary:
-        usage = record.usage
-        return SpendSummary(
-            calls=self.calls + 1,
-            failed_calls=self.failed_calls + (record.status is not CallStatus.OK),
-            input_uncached=self.input_uncached + usage.input_uncached,
-            input_cached=self.input_cached + usage.input_cached,
-            output=self.output + usage.output,
-            reasoning=self.reasoning + usage.reasoning,
-            cost=self.cost.add(record.cost_usd),
-        )
+from spendgraph.providers.ledger.records import CallRecord, QueryStatus
+from spendgraph.providers.spend import Spend
 
 
 class QueryScope:
@@ -68,23 +40,44 @@ class QueryScope:
         self.budget = budget
         self.store_text = store_text
         self.status: QueryStatus | None = None  # set to override the status on close
-        self._spend = SpendSummary()
+        self._spend = Spend()
         self._lock = threading.Lock()
         self._writes: list[Future[None]] = []
+        self._streams: dict[object, AsyncGenerator[Any, None]] = {}
 
     @property
-    def spend(self) -> SpendSummary:
+    def spend(self) -> Spend:
         """Totals of the calls recorded so far in this query."""
         return self._spend
 
     def add(self, record: CallRecord) -> None:
         with self._lock:
-            self._spend = self._spend.plus(record)
+            self._spend = self._spend + Spend.of_call(record)
 
     def track(self, write: Future[None]) -> None:
         """Remember a queued ledger write of this query's, to check when it closes."""
         with self._lock:
             self._writes.append(write)
+
+    def hold_stream(self, token: object, chunks: AsyncGenerator[Any, None]) -> None:
+        """Remember a stream of this query's, so the query's end can close it if its
+        consumer never did (a ``break`` out of a bare ``async for``)."""
+        with self._lock:
+            self._streams[token] = chunks
+
+    def drop_stream(self, token: object) -> None:
+        with self._lock:
+            self._streams.pop(token, None)
+
+    async def close_streams(self) -> None:
+        """Close the streams still open: their attempts are recorded as cancelled."""
+        with self._lock:
+            streams = list(self._streams.values())
+        for chunks in streams:
+            # A stream another task is reading right now cannot be closed from
+            # here; that task settles it when it stops.
+            with contextlib.suppress(RuntimeError):
+                await chunks.aclose()
 
     def failed_writes(self) -> list[BaseException]:
         """Errors of this query's call rows that could not be written (so far)."""

@@ -19,8 +19,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from spendgraph.providers import errors
 from spendgraph.providers.config import EndpointConfig
 from spendgraph.providers.ledger.records import EndpointInfo
-from spendgraph.providers.local.embedded import prompt_text as chatml_prompt_text
-from spendgraph.providers.tokens import count_chat, count_text
+from spendgraph.providers.tokens import chatml_prompt_text, count_chat, count_text
 from spendgraph.providers.usage import Price
 
 

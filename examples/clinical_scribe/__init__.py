@@ -7,8 +7,7 @@ stays out of the ledger: the app's runs do not store text. See README.md.
 
 from decimal import Decimal
 
-from spendgraph.graph import RunOptions
-from spendgraph.graph.app import App
+from spendgraph.graph import App, RunOptions
 
 from .graph import NAME, build
 from .samples import transcripts

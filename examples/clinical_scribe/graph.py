@@ -21,10 +21,11 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from spendgraph.agents import Agent, AgentOutputError
-from spendgraph.graph import AgentOutput, GraphState, RunContext
-from spendgraph.graph.build import compile_graph
-from spendgraph.graph.nodes import (
+from spendgraph.graph import (
     FINISH_NODE,
+    AgentOutput,
+    GraphState,
+    RunContext,
     exhausted,
     finish_node,
     guarded,
@@ -58,7 +59,7 @@ def build(table: CodeTable | None = None) -> CompiledStateGraph:
     graph.add_edge(CHECK, team.reviewer.name)
     graph.add_edge(team.reviewer.name, FINISH_NODE)
     graph.add_edge(FINISH_NODE, END)
-    return compile_graph(graph, None, name=NAME, recursion_limit=12)
+    return graph.compile(name=NAME).with_config(recursion_limit=12)
 
 
 def _next_unless_exhausted(follower: str):

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from spendgraph.graph.state import BUDGET_EXHAUSTED
+from spendgraph.graph import exhausted
 
 from .evidence import CheckedCode, CodeCheck
 from .schemas import SoapNote
@@ -88,7 +88,7 @@ def render_report(state: Mapping[str, Any]) -> str:
         sections.append(_codes_section(check, decide(check, review)))
     if isinstance(review, Mapping):
         sections.append(_review_section(review))
-    if state.get("status") == BUDGET_EXHAUSTED:
+    if exhausted(state):
         sections.append(
             "_Stopped early: the query's budget ran out. Everything above was paid for; "
             "raise `--budget-usd` to finish the pipeline._"

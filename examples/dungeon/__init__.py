@@ -11,8 +11,7 @@ ledger). See README.md in this folder.
 
 from decimal import Decimal
 
-from spendgraph.graph import RunOptions
-from spendgraph.graph.app import App
+from spendgraph.graph import App, RunOptions
 
 from .costs import GameSpend, game_spend
 from .graph import DungeonOptions, DungeonState, build_graph

@@ -4,8 +4,9 @@
 
     begin -> game_master -> [npc_<id>] -> narrator -> finish
 
-* ``begin`` (code) starts a new world on a game's first action and clears the
-  per-action keys.
+* ``begin`` (code) starts a new world on a game's first action. (The
+  per-action keys are marked ``PER_QUERY`` in :class:`DungeonState`: each run
+  starts them afresh, while ``world`` carries over.)
 * ``game_master`` (an agent with a structured output) turns the input into
   one :class:`.world.Decision`; code applies it
   to the world state if it is legal (:func:`apply_decision`).
@@ -25,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
@@ -33,17 +34,19 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
 from spendgraph.agents import Agent, AgentOutputError
-from spendgraph.graph import GraphState, RunContext
-from spendgraph.graph.nodes import (
+from spendgraph.graph import (
     FINISH_NODE,
+    PER_QUERY,
+    GraphState,
+    PerQuery,
+    RunContext,
     exhausted,
     guarded,
     output_of,
     take_turn,
-    with_spend,
 )
-from spendgraph.graph.state import DONE
 from spendgraph.providers.context import current_query
+from spendgraph.providers.ledger.records import QueryStatus
 
 from .agents import NpcReply, game_master, narrator, npc_agents
 from .commands import parse_command
@@ -83,9 +86,9 @@ class DungeonState(GraphState, total=False):
     with the thread); the other keys describe the current action only."""
 
     world: dict[str, Any]
-    ruling: dict[str, Any] | None
-    npc_reply: dict[str, Any] | None
-    narration: str
+    ruling: Annotated[dict[str, Any] | None, PER_QUERY]
+    npc_reply: Annotated[dict[str, Any] | None, PER_QUERY]
+    narration: Annotated[str, PerQuery("")]
 
 
 def build_graph(
@@ -116,12 +119,7 @@ def build_graph(
 
 def _begin(world: WorldMap):
     async def begin(state: DungeonState) -> dict[str, Any]:
-        return {
-            "world": state.get("world") or new_game(world),
-            "ruling": None,
-            "npc_reply": None,
-            "narration": "",
-        }
+        return {"world": state.get("world") or new_game(world)}
 
     return begin
 
@@ -235,14 +233,18 @@ def _finish(world: WorldMap, options: DungeonOptions):
         state: DungeonState, config: RunnableConfig, runtime: Runtime[RunContext]
     ) -> dict[str, Any]:
         narration = state.get("narration") or _fallback(state)
-        update: dict[str, Any] = {"status": DONE, "stop_reason": "done", "answer": narration}
+        update: dict[str, Any] = {
+            "status": QueryStatus.OK.value,
+            "stop_reason": "done",
+            "answer": narration,
+        }
         # The history keeps the story only; the status line is for the player's eyes.
         update["messages"] = [{"role": "assistant", "content": narration}]
         if options.show_status and isinstance(runtime.context, RunContext):
             thread_id = config.get("configurable", {}).get("thread_id", "")
             line = await _status_line(world, state, runtime.context, thread_id)
             update["answer"] = f"{narration}\n\n{line}"
-        return with_spend(update)
+        return update
 
     return finish
 
@@ -271,6 +273,6 @@ async def _status_line(
         ledger = context.layer.ledger
         await ledger.aflush()
         game = await asyncio.to_thread(game_spend, ledger, thread_id, app=scope.app)
-        parts.append(f"this action {scope.spend.cost.describe()}")
-        parts.append(f"this game {game.cost.describe()} over {game.actions} action(s)")
+        parts.append(f"this action {scope.spend.describe()}")
+        parts.append(f"this game {game.spend.describe()} over {game.actions} action(s)")
     return "_" + " · ".join(parts) + "_"

@@ -8,8 +8,7 @@ a partial answer. See README.md.
 
 from decimal import Decimal
 
-from spendgraph.graph import RunOptions
-from spendgraph.graph.app import App
+from spendgraph.graph import App, RunOptions
 
 from .graph import NAME, build
 

@@ -9,8 +9,7 @@ the long system prompt and the call so far. See README.md in this folder.
 
 from decimal import Decimal
 
-from spendgraph.graph import RunOptions
-from spendgraph.graph.app import App
+from spendgraph.graph import App, RunOptions
 
 from .graph import SupportOptions, SupportState, build_graph
 from .knowledge import KnowledgeBase, search_tool

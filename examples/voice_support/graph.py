@@ -33,9 +33,15 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 
-from spendgraph.graph import DraftVerifyOptions, GraphState, RunContext, draft_and_verify
-from spendgraph.graph.nodes import with_spend
-from spendgraph.graph.state import BUDGET_EXHAUSTED, DONE, STATE_KEYS
+from spendgraph.graph import (
+    DraftVerifyOptions,
+    DraftVerifyState,
+    RunContext,
+    draft_and_verify,
+    exhausted,
+    with_checkpointer,
+)
+from spendgraph.providers.ledger.records import QueryStatus
 
 from .agents import responder, verifier
 from .knowledge import KnowledgeBase
@@ -79,8 +85,9 @@ class SupportOptions:
             raise ValueError("history_limit must be 0 or more")
 
 
-class SupportState(GraphState, total=False):
-    """The graph state plus ``support``: this call's rejections and escalation (persisted)."""
+class SupportState(DraftVerifyState, total=False):
+    """The draft-and-verify state (``draft``, ``verdict``: this turn's) plus ``support``:
+    this call's rejections and escalation, kept across the call's turns (not per-query)."""
 
     support: dict[str, Any]
 
@@ -97,9 +104,9 @@ def build_graph(
         options.latency_target_ms,
         options=DraftVerifyOptions(history_limit=options.history_limit),
     )
-    # The inner graph runs inside the `assist` node; checkpointer=False keeps it from
-    # saving its own copy of the conversation next to the outer graph's.
-    checked = checked.copy(update={"checkpointer": False})
+    # The inner graph runs inside the `assist` node; False keeps it from saving its
+    # own copy of the conversation next to the outer graph's.
+    checked = with_checkpointer(checked, False)
     graph = StateGraph(SupportState, context_schema=RunContext)
     graph.add_node(ASSIST, _assist(checked))
     graph.add_node(REVIEW, _review(options))
@@ -119,13 +126,14 @@ def _assist(checked: CompiledStateGraph):
     """Run the draft-and-verify graph as one step (its events reach the run's stream)."""
 
     async def assist(state: SupportState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-        inner = {key: value for key, value in state.items() if key in STATE_KEYS}
+        # The inner graph's state is DraftVerifyState: all of ours but `support`.
+        inner = {key: value for key, value in state.items() if key != "support"}
         final = await checked.ainvoke(inner, context=runtime.context)
         # The conversation history is written once, by `review`; the rest of the
         # inner run's per-query keys carry over as they are.
-        keys = ("answer", "draft", "verdict", "outputs", "steps", "spend", "status")
+        keys = ("answer", "draft", "verdict", "outputs", "steps", "status")
         update = {key: final[key] for key in keys if key in final}
-        if final.get("status") == BUDGET_EXHAUSTED:
+        if exhausted(final):
             update["stop_reason"] = "budget"
         return update
 
@@ -146,21 +154,19 @@ def _review(options: SupportOptions):
         update: dict[str, Any] = {"support": support, "answer": answer}
         update["stop_reason"] = ESCALATED if support[ESCALATED] else "done"
         update["messages"] = [{"role": "assistant", "content": answer}]
-        return with_spend(update)
+        return update
 
     return review
 
 
 async def _handoff(state: SupportState) -> dict[str, Any]:
     answer = WAITING.format(ticket=_support(state)["ticket"])
-    return with_spend(
-        {
-            "answer": answer,
-            "status": DONE,
-            "stop_reason": ESCALATED,
-            "messages": [{"role": "assistant", "content": answer}],
-        }
-    )
+    return {
+        "answer": answer,
+        "status": QueryStatus.OK.value,
+        "stop_reason": ESCALATED,
+        "messages": [{"role": "assistant", "content": answer}],
+    }
 
 
 def _support(state: Mapping[str, Any]) -> dict[str, Any]:

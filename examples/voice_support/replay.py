@@ -23,7 +23,6 @@ import dataclasses
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from importlib import resources
 
 from langgraph.graph.state import CompiledStateGraph
@@ -33,7 +32,7 @@ from spendgraph.providers.chat import ChatRequest
 from spendgraph.providers.config import SpendgraphConfig, parse_config
 from spendgraph.providers.gateway import ChatStream, ProviderLayer
 from spendgraph.providers.ledger.records import CallRecord, CallStatus
-from spendgraph.providers.usage import CostTotal
+from spendgraph.providers.spend import Spend
 
 SCRIPT_FILE = "call_script.txt"
 RESPONDER = "responder"
@@ -120,8 +119,8 @@ class TurnStats:
     """One turn of the call, from its ledger rows.
 
     ``replica``, ``draft_prompt``, ``draft_cached`` and ``ttft_ms`` describe the
-    responder's call (what the caller waits for); ``prompt``, ``cached``,
-    ``calls`` and ``cost`` cover every call of the turn.
+    responder's call (what the caller waits for); ``spend`` covers every call
+    of the turn.
     """
 
     turn: int
@@ -129,10 +128,7 @@ class TurnStats:
     draft_prompt: int
     draft_cached: int
     ttft_ms: float | None
-    prompt: int
-    cached: int
-    calls: int
-    cost: CostTotal
+    spend: Spend
 
 
 def turn_stats(turn: int, rows: Sequence[CallRecord]) -> TurnStats:
@@ -145,10 +141,7 @@ def turn_stats(turn: int, rows: Sequence[CallRecord]) -> TurnStats:
         draft_prompt=draft.usage.input_uncached + draft.usage.input_cached,
         draft_cached=draft.usage.input_cached,
         ttft_ms=draft.ttft_ms,
-        prompt=sum(row.usage.input_uncached + row.usage.input_cached for row in rows),
-        cached=sum(row.usage.input_cached for row in rows),
-        calls=len(rows),
-        cost=CostTotal.of(row.cost_usd for row in rows),
+        spend=Spend.of_calls(rows),
     )
 
 
@@ -176,13 +169,11 @@ def cache_fraction(stats: Sequence[TurnStats], *, responder_only: bool = True) -
     if responder_only:
         cached, prompt = sum(s.draft_cached for s in stats), sum(s.draft_prompt for s in stats)
     else:
-        cached, prompt = sum(s.cached for s in stats), sum(s.prompt for s in stats)
+        spend = total_spend(stats)
+        cached, prompt = spend.input_cached, spend.input_tokens
     return cached / prompt if prompt else 0.0
 
 
-def total_cost(stats: Sequence[TurnStats]) -> CostTotal:
-    """What the whole call cost (every call of every turn)."""
-    total = CostTotal(Decimal(0))
-    for s in stats:
-        total = CostTotal(total.known + s.cost.known, total.unknown_calls + s.cost.unknown_calls)
-    return total
+def total_spend(stats: Sequence[TurnStats]) -> Spend:
+    """What the whole call spent (every call of every turn)."""
+    return sum((s.spend for s in stats), Spend())

@@ -32,7 +32,6 @@ from spendgraph.providers.ledger.views import (
     QueryRow,
     QuerySort,
     QuerySummary,
-    TokenTotals,
 )
 from spendgraph.providers.ledger.writer import WriterOptions
 
@@ -54,7 +53,6 @@ __all__ = [
     "QuerySort",
     "QueryStatus",
     "QuerySummary",
-    "TokenTotals",
     "WriterOptions",
     "latest_version",
     "new_id",

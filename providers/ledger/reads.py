@@ -1,8 +1,9 @@
 """Reads for the audit CLI and spend summaries: SQL aggregation, frozen results.
 
-Every total is a SUM over ``call`` rows computed by the database. Unknown
-costs stay unknown: ``cost_usd`` NULLs are counted (``CostTotal.unknown_calls``)
-and never summed as 0. These functions raise SQLAlchemy errors; the
+Every total is a SUM over ``call`` rows computed by the database, read back
+as a :class:`~spendgraph.providers.spend.Spend`. Unknown costs stay unknown:
+``cost_usd`` NULLs are counted (``Spend.unpriced``) and never summed as 0.
+These functions raise SQLAlchemy errors; the
 :class:`~spendgraph.providers.ledger.ledger.Ledger` facade maps them.
 """
 
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Engine, Select, and_, case, distinct, func, select
 
 from spendgraph.providers.errors import LedgerError
-from spendgraph.providers.ledger.records import CallRecord, QueryStatus
+from spendgraph.providers.ledger.records import CallRecord, CallStatus, QueryStatus
 from spendgraph.providers.ledger.rows import call_from_row
 from spendgraph.providers.ledger.sqltypes import approx_sum, exact_sum, utc_day
 from spendgraph.providers.ledger.tables import CALL, QUERY
@@ -26,9 +27,8 @@ from spendgraph.providers.ledger.views import (
     QueryRow,
     QuerySort,
     QuerySummary,
-    TokenTotals,
 )
-from spendgraph.providers.usage import CostTotal
+from spendgraph.providers.spend import Spend
 
 _Choice = TypeVar("_Choice", GroupBy, QuerySort)
 
@@ -122,14 +122,7 @@ def summary_by(
     with engine.connect() as conn:
         rows = conn.execute(stmt).mappings().all()
     return [
-        GroupTotal(
-            key=row["group_key"],
-            calls=row["calls"],
-            queries=row["queries"],
-            tokens=_tokens(row),
-            cost=_cost(row),
-        )
-        for row in rows
+        GroupTotal(key=row["group_key"], queries=row["queries"], spend=_spend(row)) for row in rows
     ]
 
 
@@ -172,8 +165,12 @@ def _totals() -> list[ColumnElement[Any]]:
     c = CALL.c
     # c.id IS NOT NULL: a query with no calls joins one all-NULL row; it is not an unpriced call.
     unpriced = case((and_(c.id.is_not(None), c.cost_usd.is_(None)), 1), else_=0)
+    failed = case((c.status.in_([CallStatus.ERROR.value, CallStatus.CANCELLED.value]), 1), else_=0)
+    refused = case((c.status == CallStatus.BUDGET_DENIED.value, 1), else_=0)
     return [
         func.count(c.id).label("calls"),
+        func.coalesce(func.sum(failed), 0).label("failed"),
+        func.coalesce(func.sum(refused), 0).label("refused"),
         func.coalesce(func.sum(c.input_uncached), 0).label("input_uncached"),
         func.coalesce(func.sum(c.input_cached), 0).label("input_cached"),
         func.coalesce(func.sum(c.output), 0).label("output"),
@@ -213,19 +210,18 @@ def _choice(kind: type[_Choice], value: _Choice | str) -> _Choice:
         raise LedgerError(f"unknown {kind.__name__} {value!r}; expected one of {allowed}") from None
 
 
-def _tokens(row: Mapping[str, Any]) -> TokenTotals:
-    return TokenTotals(
+def _spend(row: Mapping[str, Any]) -> Spend:
+    known = row["cost_known"]
+    return Spend(
+        calls=int(row["calls"]),
+        failed=int(row["failed"]),
+        refused=int(row["refused"]),
         input_uncached=int(row["input_uncached"]),
         input_cached=int(row["input_cached"]),
         output=int(row["output"]),
         reasoning=int(row["reasoning"]),
-    )
-
-
-def _cost(row: Mapping[str, Any]) -> CostTotal:
-    known = row["cost_known"]
-    return CostTotal(
-        known=Decimal(0) if known is None else known, unknown_calls=int(row["cost_unknown"])
+        known_cost=Decimal(0) if known is None else known,
+        unpriced=int(row["cost_unknown"]),
     )
 
 
@@ -244,10 +240,4 @@ def _summary(row: Mapping[str, Any]) -> QuerySummary:
         input_preview=row["input_preview"],
         error=row["error"],
     )
-    return QuerySummary(
-        query=query,
-        calls=row["calls"],
-        tokens=_tokens(row),
-        cost=_cost(row),
-        first_token_ms=row["first_token_ms"],
-    )
+    return QuerySummary(query=query, spend=_spend(row), first_token_ms=row["first_token_ms"])

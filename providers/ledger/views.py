@@ -10,9 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from spendgraph.providers.ledger.records import CallRecord, QueryStatus
-from spendgraph.providers.usage import CostTotal
+
+if TYPE_CHECKING:
+    from spendgraph.providers.spend import Spend
 
 CallRow = CallRecord
 
@@ -55,24 +58,6 @@ class LedgerFilter:
 
 
 @dataclass(frozen=True, slots=True)
-class TokenTotals:
-    """Token sums in the ledger's exclusive buckets (``output`` includes ``reasoning``)."""
-
-    input_uncached: int = 0
-    input_cached: int = 0
-    output: int = 0
-    reasoning: int = 0
-
-    @property
-    def input(self) -> int:
-        return self.input_uncached + self.input_cached
-
-    @property
-    def total(self) -> int:
-        return self.input_uncached + self.input_cached + self.output
-
-
-@dataclass(frozen=True, slots=True)
 class QueryRow:
     """A ``query`` row as stored."""
 
@@ -92,16 +77,14 @@ class QueryRow:
 
 @dataclass(frozen=True, slots=True)
 class QuerySummary:
-    """One query and the totals of its calls, all derived from ``call`` rows.
+    """One query and the :class:`Spend` of its calls, all derived from ``call`` rows.
 
     ``first_token_ms`` is the time to first token of the earliest call that
     produced one; ``wall_ms`` is the query's own duration (None while running).
     """
 
     query: QueryRow
-    calls: int
-    tokens: TokenTotals
-    cost: CostTotal
+    spend: Spend
     first_token_ms: float | None
 
     @property
@@ -113,14 +96,12 @@ class QuerySummary:
 
 @dataclass(frozen=True, slots=True)
 class GroupTotal:
-    """Totals of the calls sharing one value of a :class:`GroupBy` dimension.
+    """The :class:`Spend` of the calls sharing one value of a :class:`GroupBy` dimension.
 
     ``key`` is None for calls that have no value for it (``app``/``user`` of
     calls made outside any query). ``queries`` counts distinct queries.
     """
 
     key: str | None
-    calls: int
     queries: int
-    tokens: TokenTotals
-    cost: CostTotal
+    spend: Spend

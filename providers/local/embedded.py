@@ -27,7 +27,8 @@ every point we rely on):
   ``root`` is the base URL *without* ``/v1`` (``/v1/extras/...`` is a 404).
   ``/extras/tokenize`` answers ``{"tokens": [...]}``. The text is tokenized
   as is, special tokens parsed, no BOS (this model does not add one), and no
-  chat template applied. Counting :func:`prompt_text` of the messages gives
+  chat template applied. Counting
+  :func:`~spendgraph.providers.tokens.chatml_prompt_text` of the messages gives
   exactly ``prompt_tokens``; counting the generated text gave exactly
   ``completion_tokens`` in every case we tried (re-tokenizing text may in
   principle split it differently than it was generated). Counting the bare
@@ -70,7 +71,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
@@ -89,8 +90,6 @@ DEFAULT_PORT = 8901
 # What `llama-cpp-python[server]` needs at run time, by import name. Checked
 # with find_spec so a missing piece is reported before a child is started.
 SERVER_MODULES = ("llama_cpp", "fastapi", "uvicorn", "sse_starlette", "starlette_context")
-# SmolLM2's chat template inserts this when the first message is not "system".
-DEFAULT_SYSTEM_PROMPT = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 
 _PORT_ATTEMPTS = 3
 _POLL_INTERVAL_S = 0.1
@@ -130,31 +129,6 @@ def model_path() -> Path:
     raise EmbeddedModelUnavailable(
         detail=f"{MODEL_FILE} not found in the {MODEL_PACKAGE} package at {', '.join(locations)}"
     )
-
-
-def prompt_text(messages: Iterable[Mapping[str, Any]]) -> str:
-    """The text SmolLM2's chat template makes of ``messages``, generation prompt included.
-
-    Counting it with ``/extras/tokenize/count`` gives exactly the server's
-    ``prompt_tokens`` (for requests without tools, which the template ignores).
-    Content given as a list of parts contributes its text parts.
-    """
-    rendered: list[str] = []
-    for index, message in enumerate(messages):
-        role = str(message.get("role", "user"))
-        if index == 0 and role != "system":
-            rendered.append(f"<|im_start|>system\n{DEFAULT_SYSTEM_PROMPT}<|im_end|>\n")
-        rendered.append(f"<|im_start|>{role}\n{_content_text(message.get('content'))}<|im_end|>\n")
-    rendered.append("<|im_start|>assistant\n")
-    return "".join(rendered)
-
-
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    return "".join(str(part.get("text", "")) for part in content if isinstance(part, Mapping))
 
 
 def embedded_endpoint_config(

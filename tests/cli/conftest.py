@@ -17,7 +17,8 @@ per million uncached / cached / output tokens.
     --    (no query)                     (no agent)             b200     100/0/10      0.0000048
 
 (The 503 is attempt 1 of the researcher's request, the 0.00048 call its
-attempt 2; Q3's call was cancelled and its usage estimated.)
+attempt 2; Q3's call was cancelled and its usage estimated.) ``refusals_ledger``
+holds one more query whose budget refused two calls after one failed.
 """
 
 from __future__ import annotations
@@ -150,6 +151,31 @@ def known_ledger(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     path = tmp_path_factory.mktemp("known") / "ledger.db"
     write_known_ledger(str(path))
     return SimpleNamespace(path=path, url=str(path), q1=Q1, q2=Q2, q3=Q3, q4=Q4)
+
+
+REFUSED_QUERY = "5e5e5e5e" + "0" * 24
+
+
+@pytest.fixture
+def refusals_ledger(tmp_path) -> str:
+    """One query: a 503, its successful retry, then two calls the budget refused."""
+    path = str(tmp_path / "refusals.db")
+    denied = {"status": CallStatus.BUDGET_DENIED, "usage": Usage(), "cost_usd": Decimal(0)}
+    calls = [
+        _call(REFUSED_QUERY, 0.1, agent_path="writer", status=CallStatus.ERROR, usage=Usage(),
+              cost_usd=Decimal(0), error_kind="server_error", http_status=503),
+        _call(REFUSED_QUERY, 0.2, agent_path="writer", usage=Usage(1000, 0, 100),
+              cost_usd=Decimal("0.000048"), attempt=2),
+        _call(REFUSED_QUERY, 0.3, agent_path="writer", error_kind="budget_denied", **denied),
+        _call(REFUSED_QUERY, 0.4, agent_path="critic", error_kind="budget_denied", **denied),
+    ]  # fmt: skip
+    with Ledger.open(path) as ledger:
+        ledger.submit_open_query(QueryRecord(app="research_chat", id=REFUSED_QUERY, started_at=T0))
+        for call in calls:
+            ledger.submit_call(call)
+        ledger.submit_close_query(REFUSED_QUERY, QueryStatus.BUDGET_EXHAUSTED, finished_at=_at(1))
+        ledger.flush()
+    return path
 
 
 @pytest.fixture

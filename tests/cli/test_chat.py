@@ -49,8 +49,8 @@ def test_piped_chat_one_query_per_line(cli, tmp_path):
         first, second = (opened.query_summary(t["query"]) for t in turns)
         assert first.query.thread_id == second.query.thread_id  # one conversation
         # The second turn's prompt carries the first turn's history.
-        assert second.tokens.input > first.tokens.input
-        assert f"{first.cost.amount:.6f}" in turns[0]["cost"]
+        assert second.spend.input_tokens > first.spend.input_tokens
+        assert f"{first.spend.cost:.6f}" in turns[0]["cost"]
     assert "session: 2 queries, 2 calls" in out  # the /spend summary
 
 
@@ -61,6 +61,8 @@ def test_budget_and_new_thread_commands(cli, tmp_path):
     assert code == 0
     first, starved, fresh = spend_lines(out)
     assert starved["status"] == QueryStatus.BUDGET_EXHAUSTED.value
+    # The budget refused the one call: a refusal, not a failure.
+    assert (starved["calls"], starved["failed"], starved["refused"]) == ("1", "0", "1")
     with Ledger.open(str(ledger)) as opened:
         rows = opened.calls_for_query(starved["query"])
         assert [r.status for r in rows] == [CallStatus.BUDGET_DENIED]
@@ -136,6 +138,7 @@ def test_without_the_local_extra_chat_says_how_to_install(tmp_path):
     assert "--sim" in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.local_model
 @pytest.mark.timeout(240)
 def test_chat_answers_on_the_embedded_model(cli, tmp_path):
     ledger = tmp_path / "embedded.db"
@@ -150,6 +153,7 @@ def test_chat_answers_on_the_embedded_model(cli, tmp_path):
     assert row.usage.source.value == "counted"  # llama.cpp streams carry no usage
 
 
+@pytest.mark.local_model  # the price is checked after the model is found
 def test_embedded_price_without_throughput_is_a_clear_error(tmp_path):
     env = {**ENV, "SPENDGRAPH_LOCAL_USD_PER_HOUR": "0.05"}
     result = CliRunner().invoke(

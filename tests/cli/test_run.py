@@ -24,7 +24,7 @@ def test_run_plain_chat_on_the_simulator_as_json(cli, tmp_path):
         "input_cached": rows[0].usage.input_cached,
         "output": rows[0].usage.output,
     }
-    assert Decimal(payload["cost_usd"]) == rows[0].cost_usd == summary.cost.amount
+    assert Decimal(payload["cost_usd"]) == rows[0].cost_usd == summary.spend.cost
     assert summary.query.app == "chat"
 
 

@@ -53,8 +53,8 @@ async def test_a_visit_becomes_a_note_codes_and_a_review(layer, ledger):
     summary = ledger.query_summary(result.query_id)
     assert summary.query.app == "clinical_scribe" and summary.query.store_text is False
     assert summary.query.input_preview is None
-    assert summary.cost == result.spend.cost
-    assert result.spend.cost.amount <= APP.defaults.budget_usd
+    assert summary.spend.cost == result.spend.cost
+    assert result.spend.cost <= APP.defaults.budget_usd
 
 
 async def test_patient_text_never_reaches_the_ledger_or_the_logs(layer, ledger, caplog, capsys):
@@ -111,7 +111,7 @@ async def test_every_sample_runs_within_the_default_budget(layer):
     for sample in APP.samples:
         result = await run_graph(graph, layer, sample, options=APP.run_options())
         assert result.status is QueryStatus.OK, result.stop_reason
-        assert result.spend.cost.amount <= APP.defaults.budget_usd
+        assert result.spend.cost <= APP.defaults.budget_usd
 
 
 def test_the_app_keeps_text_out_and_names_its_tiers(config):

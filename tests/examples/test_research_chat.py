@@ -40,9 +40,9 @@ async def test_one_question_fans_out_to_a_dozen_calls_in_one_query(layer, ledger
     assert any(isinstance(e, ToolCallFinished) for e in events)
     assert all(row.status is CallStatus.OK for row in rows)
     summary = ledger.query_summary(result.query_id)
-    assert summary.calls == len(rows) and summary.cost == result.spend.cost
+    assert summary.spend.calls == len(rows) and summary.spend.cost == result.spend.cost
     assert summary.query.app == "research_chat"
-    assert result.spend.cost.amount <= APP.defaults.budget_usd
+    assert result.spend.cost <= APP.defaults.budget_usd
 
 
 def planner_worst_case(layer, ledger, result) -> Decimal:
@@ -71,7 +71,7 @@ async def test_a_small_budget_stops_the_fanout_with_a_partial_answer(layer, ledg
     rows = ledger.calls_for_query(result.query_id)
     summary = ledger.query_summary(result.query_id)
     assert summary.query.status is QueryStatus.BUDGET_EXHAUSTED
-    assert summary.cost.amount <= budget and result.spend.cost == summary.cost
+    assert summary.spend.cost <= budget and result.spend.cost == summary.spend.cost
     denied = [row for row in rows if row.status is CallStatus.BUDGET_DENIED]
     assert denied and all(row.cost_usd == 0 for row in denied)
     assert not [r for r in rows if r.agent_path == "synthesizer" and r.status is CallStatus.OK]
@@ -83,7 +83,7 @@ async def test_every_sample_runs_within_the_default_budget(layer):
         result = await run_graph(graph, layer, sample, options=APP.run_options())
         assert result.status is QueryStatus.OK
         assert result.spend.calls >= 12
-        assert result.spend.cost.amount <= APP.defaults.budget_usd
+        assert result.spend.cost <= APP.defaults.budget_usd
 
 
 def test_the_app_has_a_planner_twelve_specialists_and_a_synthesizer(config):

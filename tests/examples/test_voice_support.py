@@ -52,12 +52,13 @@ async def test_a_turn_is_drafted_fast_verified_and_answered(layer, ledger):
     (verdict,) = [e for e in events if isinstance(e, VerdictReady)]
     assert events.index(draft) < events.index(verdict)  # the draft is out before the check
     assert draft.agent == "responder" and draft.latency_target_ms == 400.0
-    assert draft.text == result.draft and draft.ttft_ms is not None
+    drafted = result.state["draft"]
+    assert draft.text == drafted and draft.ttft_ms is not None
     # The draft-and-verify subgraph's own events reach the stream: the draft's tokens.
     spoken = "".join(e.text for e in events if isinstance(e, TokenDelta) and e.agent == "responder")
-    assert spoken == result.draft
-    assert result.verdict["accepted"] is verdict.accepted
-    expected = result.draft if verdict.accepted else result.outputs[-1].content
+    assert spoken == drafted
+    assert result.state["verdict"]["accepted"] is verdict.accepted
+    expected = drafted if verdict.accepted else result.outputs[-1].content
     assert result.answer == expected
     assert result.stop_reason == "done"
     assert result.state["support"] == {
@@ -88,7 +89,7 @@ async def test_two_rejected_drafts_in_a_call_bring_in_a_human(layer, ledger):
     for text in caller_turns():
         result = await run_graph(graph, layer, text, thread_id="call-2", options=OPTIONS)
         results.append(result)
-        if result.verdict and result.verdict["accepted"] is False:
+        if (result.state["verdict"] or {}).get("accepted") is False:
             rejections += 1
         if rejections == 2:
             break

@@ -43,4 +43,4 @@ async def test_measure_runs_every_sample_on_every_pool(example, ledger):
     ledger.flush()
     queries = ledger.list_queries(limit=100)
     assert len(queries) == 8  # 2 samples x 4 pools, each one ledger query
-    assert sum(q.cost.known for q in queries) == sum(r.cost.known for r in rows)
+    assert sum(q.spend for q in queries) == sum(r.spend for r in rows)

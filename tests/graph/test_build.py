@@ -16,6 +16,7 @@ from spendgraph.graph import (
     fanout,
     pipeline,
     supervisor,
+    with_checkpointer,
 )
 from spendgraph.providers.errors import SpendgraphError
 
@@ -46,8 +47,8 @@ BAD = {
         lambda: pipeline([A], options=GraphOptions(recursion_limit=0)),
         "recursion_limit must be at least 1",
     ),
-    "pipeline-checkpointer": (
-        lambda: pipeline([A], checkpointer="threads.db"),
+    "checkpointer-not-a-saver": (
+        lambda: with_checkpointer(pipeline([A]), "threads.db"),
         "checkpointer must be a LangGraph checkpoint saver, got str",
     ),
     "supervisor-empty": (lambda: supervisor(BOSS, []), "supervisor: specialists is empty"),
@@ -58,6 +59,15 @@ BAD = {
     "supervisor-duplicate": (
         lambda: supervisor(BOSS, [A, Agent("boss", "y")]),
         "'boss' appear more than once",
+    ),
+    "supervisor-reserved-route": (
+        lambda: supervisor(BOSS, [Agent("route", "x")]),
+        "'route' are reserved",
+    ),
+    "fanout-reserved-plan": (lambda: fanout(BOSS, [Agent("plan", "x")], C), "'plan' are reserved"),
+    "dv-reserved-verdict": (
+        lambda: draft_and_verify(Agent("verdict", "x"), B, 400),
+        "'verdict' are reserved",
     ),
     "supervisor-FINISH": (
         lambda: supervisor(BOSS, [Agent("FINISH", "x")]),
@@ -151,3 +161,9 @@ def test_supervisor_recursion_limit_covers_its_step_limit():
     big = supervisor(BOSS, [A], options=SupervisorOptions(max_steps=20))
     assert small.config["recursion_limit"] < big.config["recursion_limit"]
     assert big.config["recursion_limit"] >= 2 * 20 + 2
+
+
+def test_a_builders_own_state_keys_are_free_names_elsewhere():
+    """``route`` is the supervisor's state key, not the pipeline's: an agent may be called so."""
+    graph = pipeline([Agent("route", "Plan the route."), Agent("plan", "Write the plan.")])
+    assert {"route", "plan"} <= set(graph.nodes)

@@ -43,15 +43,18 @@ async def test_the_verdict_decides_between_draft_and_correction(layer, ledger_ro
         (draft,) = [e for e in events if isinstance(e, DraftReady)]
         (verdict,) = [e for e in events if isinstance(e, VerdictReady)]
         assert events.index(draft) < events.index(verdict)
-        assert draft.text == result.draft and draft.latency_target_ms == 400
+        assert draft.text == result.state["draft"] and draft.latency_target_ms == 400
         assert draft.within_target is True  # the simulator at time scale 0 is fast
-        assert result.verdict == {"accepted": verdict.accepted, "problems": verdict.problems}
+        assert result.state["verdict"] == {
+            "accepted": verdict.accepted,
+            "problems": verdict.problems,
+        }
         paths = [(r.agent_path, r.node) for r in ledger_rows(result)]
         if verdict.accepted:
-            assert result.answer == result.draft
+            assert result.answer == result.state["draft"]
             assert paths == [("fast", "fast"), ("strong", "strong")]
         else:
-            assert result.answer == result.outputs[-1].content != result.draft
+            assert result.answer == result.outputs[-1].content != result.state["draft"]
             assert verdict.problems in result.outputs[-1].task
             assert paths == [("fast", "fast"), ("strong", "strong"), ("strong", "strong_correct")]
         assert result.status is QueryStatus.OK
@@ -69,7 +72,8 @@ async def test_the_draft_is_routed_with_the_latency_target(layer, ledger_rows):
 async def test_without_correction_a_rejected_draft_stands(layer, ledger_rows):
     graph = draft_and_verify(FAST, STRONG, 400, options=DraftVerifyOptions(correct=False))
     _, result = await collect(graph, layer, "Can I return a jacket?")
-    assert result.verdict["accepted"] is False and result.answer == result.draft
+    assert result.state["verdict"]["accepted"] is False
+    assert result.answer == result.state["draft"]
     assert len(ledger_rows(result)) == 2
 
 
@@ -79,7 +83,7 @@ async def test_a_budget_refusal_keeps_the_draft(layer, ledger_rows):
         draft_and_verify(FAST, strong, 400), layer, QUESTIONS[0], budget_tokens=500
     )
     assert result.status is QueryStatus.BUDGET_EXHAUSTED
-    assert result.answer == result.draft and result.verdict is None
+    assert result.answer == result.state["draft"] and result.state["verdict"] is None
     rows = ledger_rows(result)
     assert [(r.agent_path, r.status) for r in rows] == [
         ("fast", CallStatus.OK),

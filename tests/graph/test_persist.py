@@ -14,13 +14,18 @@ import pytest
 from psycopg import sql
 
 from spendgraph.agents import Agent
-from spendgraph.graph import open_checkpointer, pipeline, run_graph, thread_messages
+from spendgraph.graph import (
+    open_checkpointer,
+    pipeline,
+    run_graph,
+    thread_messages,
+    with_checkpointer,
+)
 from spendgraph.graph.persist import (
     CheckpointBackend,
     checkpoint_backend,
     default_checkpoint_path,
     postgres_conninfo,
-    with_checkpointer,
 )
 from spendgraph.graph.run import RunOptions
 from spendgraph.providers.gateway import ProviderLayer
@@ -35,7 +40,7 @@ FIRST_TURN_SCRIPT = textwrap.dedent(
     """
     import asyncio, json, sys
     from spendgraph.agents import Agent
-    from spendgraph.graph import open_checkpointer, pipeline, run_graph
+    from spendgraph.graph import open_checkpointer, pipeline, run_graph, with_checkpointer
     from spendgraph.providers.config import parse_config
     from spendgraph.providers.gateway import ProviderLayer
     from spendgraph.providers.ledger import Ledger
@@ -48,7 +53,7 @@ FIRST_TURN_SCRIPT = textwrap.dedent(
         with Ledger.open(ledger_url) as ledger:
             layer = ProviderLayer(parse_config(fleet, env={}), ledger, env={})
             async with open_checkpointer(path=threads) as saver:
-                graph = pipeline(agents, checkpointer=saver)
+                graph = with_checkpointer(pipeline(agents), saver)
                 result = await run_graph(graph, layer, text, thread_id="visit-1")
             await layer.aclose(close_ledger=False)
         print(json.dumps({"answer": result.answer}))
@@ -62,7 +67,7 @@ async def _first_turn_here(config, ledger, threads) -> str:
     layer = ProviderLayer(config, ledger, env={})
     try:
         async with open_checkpointer(path=threads) as saver:
-            graph = pipeline(AGENTS, checkpointer=saver)
+            graph = with_checkpointer(pipeline(AGENTS), saver)
             result = await run_graph(graph, layer, FIRST, thread_id="visit-1")
     finally:
         await layer.aclose(close_ledger=False)
@@ -103,7 +108,7 @@ async def test_a_thread_continues_after_a_restart(
     layer = ProviderLayer(config, ledger, env={})
     try:
         async with open_checkpointer(path=threads) as saver:
-            graph = pipeline(AGENTS, checkpointer=saver)
+            graph = with_checkpointer(pipeline(AGENTS), saver)
             assert await thread_messages(graph, "visit-1") == [
                 {"role": "user", "content": FIRST},
                 {"role": "assistant", "content": first_answer},
@@ -128,6 +133,8 @@ async def test_a_graph_built_without_a_saver_can_be_given_one(layer, tmp_path):
         await run_graph(saved, layer, FIRST, thread_id="t")
         assert len(await thread_messages(saved, "t")) == 2
     assert graph.checkpointer is None
+    # False: a graph run inside another graph's node never checkpoints, not even to the outer saver
+    assert with_checkpointer(graph, False).checkpointer is False
 
 
 @pytest.mark.parametrize(
@@ -194,12 +201,12 @@ async def test_a_postgres_ledger_checkpoints_threads_in_postgres(config, postgre
             try:
                 async with open_checkpointer(postgres_url) as saver:
                     assert type(saver).__name__ == "AsyncPostgresSaver"
-                    graph = pipeline(AGENTS, checkpointer=saver)
+                    graph = with_checkpointer(pipeline(AGENTS), saver)
                     result = await run_graph(graph, layer, text, thread_id="pg-visit")
                     history = await thread_messages(graph, "pg-visit")
             finally:
                 await layer.aclose(close_ledger=False)
         ledger.flush()
-        assert ledger.query_summary(result.query_id).calls == 2
+        assert ledger.query_summary(result.query_id).spend.calls == 2
     assert [m["content"] for m in history][0::2] == [FIRST, SECOND]
     assert len(history) == 4

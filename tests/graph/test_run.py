@@ -3,30 +3,39 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TypedDict
+from typing import Annotated, TypedDict
 
 import pytest
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import GraphRecursionError
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from spendgraph.agents import Agent, AgentFinished, AgentStarted, CallSpent, TokenDelta
 from spendgraph.graph import (
+    FINISH_NODE,
+    GraphBuildError,
     GraphState,
+    PerQuery,
     RunContext,
     RunFinished,
     RunOptions,
     RunStarted,
+    finish_node,
+    guarded,
+    output_of,
     pipeline,
+    prompt,
     run_graph,
     stream_graph,
+    take_turn,
+    with_checkpointer,
 )
-from spendgraph.graph.state import spend_from_snapshot
 from spendgraph.providers.chat import ChatRequest
 from spendgraph.providers.context import current_query
 from spendgraph.providers.errors import NoEndpointAvailable, SpendgraphError
 from spendgraph.providers.ledger.records import QueryStatus
-from spendgraph.providers.usage import CostTotal
+from spendgraph.providers.spend import Spend
 
 TEXT = "Summarize the visit."
 
@@ -43,9 +52,7 @@ async def test_a_run_is_one_query_streamed_as_events(layer, agents, ledger_rows,
     rows = ledger_rows(result)
     spent = [e for e in events if isinstance(e, CallSpent)]
     assert [e.record.id for e in spent] == [r.id for r in rows]
-    assert CostTotal.of(e.cost_usd for e in spent) == result.spend.cost
-    # the state's spend is the provider layer's own accounting, snapshotted
-    assert spend_from_snapshot(result.state["spend"]) == result.spend
+    assert Spend.of_calls(e.record for e in spent) == result.spend
     assert result.state["query_id"] == result.query_id
     deltas = [e for e in events if isinstance(e, TokenDelta)]
     finals = [e for e in events if isinstance(e, AgentFinished)]
@@ -158,3 +165,72 @@ async def test_budget_in_usd_is_recorded_on_the_query(layer, agents, ledger):
 async def test_a_graph_run_without_the_layer_says_how_to_run_it(agents):
     with pytest.raises(SpendgraphError, match="run_graph/stream_graph, or pass context=RunContext"):
         await pipeline(agents("a", 1)).ainvoke({"input": "hi", "messages": []})
+
+
+class NotesState(GraphState, total=False):
+    """A user's state: ``notes`` belongs to the thread, ``seen`` and ``calls`` to one query."""
+
+    notes: list[str]
+    seen: Annotated[list[str], PerQuery(reset=[])]
+    calls: Annotated[int, PerQuery(0)]
+
+
+def notes_graph(agent: Agent):
+    """One node: an agent turn, then the query's spend so far as the node sees it."""
+
+    async def note(state: NotesState, runtime: Runtime[RunContext]) -> dict:
+        turn = await take_turn(runtime, agent, prompt(state, history_limit=4))
+        return {
+            "outputs": [output_of(turn)],
+            "steps": 1,
+            "notes": [*state.get("notes", []), state["input"]],
+            "seen": [*state["seen"], state["input"]],
+            "calls": current_query().spend.calls,
+        }
+
+    graph = StateGraph(NotesState, context_schema=RunContext)
+    graph.add_node("note", guarded(agent, note))
+    graph.add_node(FINISH_NODE, finish_node())
+    graph.add_edge(START, "note")
+    graph.add_edge("note", FINISH_NODE)
+    graph.add_edge(FINISH_NODE, END)
+    return graph.compile()
+
+
+async def test_a_thread_keeps_unmarked_keys_and_resets_the_marked_ones(layer, agents, ledger_rows):
+    graph = with_checkpointer(notes_graph(agents("n", 1)[0]), InMemorySaver())
+    first = await run_graph(graph, layer, "first", thread_id="notes")
+    second = await run_graph(graph, layer, "second", thread_id="notes")
+    assert first.state["notes"] == ["first"] and second.state["notes"] == ["first", "second"]
+    assert first.state["seen"] == ["first"] and second.state["seen"] == ["second"]
+    # Per-query keys of the core state too: only this query's outputs and steps.
+    assert [o.content for o in second.outputs] == [second.answer] and second.steps == 1
+    assert [m["content"] for m in second.state["messages"]] == [
+        "first",
+        first.answer,
+        "second",
+        second.answer,
+    ]
+    # Inside a node, the query's spend is the provider layer's running total.
+    assert second.state["calls"] == second.spend.calls == len(ledger_rows(second)) == 1
+
+
+async def test_a_state_whose_reset_would_lose_a_reducer_fails_before_any_query(layer, ledger):
+    class Broken(GraphState, total=False):
+        tally: Annotated[int, count, PerQuery(0)]
+
+    async def noop(state: Broken) -> dict:
+        return {}
+
+    graph = StateGraph(Broken)
+    graph.add_node("noop", noop)
+    graph.add_edge(START, "noop")
+    graph.add_edge("noop", END)
+    with pytest.raises(GraphBuildError, match=r"Broken\.tally: put the reducer last"):
+        await run_graph(graph.compile(), layer, TEXT)
+    ledger.flush()
+    assert ledger.list_queries() == []
+
+
+def count(old: int, new: int | None) -> int:
+    return 0 if new is None else (old or 0) + new

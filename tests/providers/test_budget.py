@@ -81,5 +81,5 @@ async def test_twenty_concurrent_calls_never_overshoot(make_layer, endpoint_toml
     assert len(denied) == (20 - concurrent_ok) + 1  # the refused ones, and the last call
     assert all(r.cost_usd == 0 and r.usage.total_tokens == 0 for r in denied)
     summary = ledger.query_summary(scope.id)
-    assert summary.cost.amount <= budget
+    assert summary.spend.cost <= budget
     assert summary.query.status == QueryStatus.BUDGET_EXHAUSTED

@@ -60,7 +60,7 @@ async def test_usage_and_cost_are_recorded_exactly(layer, ledger, stream):
     assert result.cost_usd == row.cost_usd
     summary = ledger.query_summary(scope.id)
     assert summary.query.status == QueryStatus.OK
-    assert summary.cost.amount == row.cost_usd
+    assert summary.spend.cost == row.cost_usd
 
 
 async def test_cached_tokens_are_priced_at_the_cached_rate(layer, ledger):
@@ -132,10 +132,10 @@ async def test_unknown_price_stays_unknown(make_layer, ledger):
     async with layer.query() as scope:
         result = await layer.chat(ChatRequest(messages=MESSAGES, model="sim-large", max_tokens=8))
     assert result.cost_usd is None
-    assert scope.spend.cost.amount is None
-    assert "unknown" in scope.spend.cost.describe()
+    assert scope.spend.cost is None
+    assert "unknown" in scope.spend.describe()
     summary = ledger.query_summary(scope.id)
-    assert summary.cost.amount is None and summary.cost.unknown_calls == 1
+    assert summary.spend.cost is None and summary.spend.unpriced == 1
 
 
 async def test_calls_are_attributed_to_query_and_agent_path(layer, ledger):
@@ -154,7 +154,7 @@ async def test_calls_are_attributed_to_query_and_agent_path(layer, ledger):
     ]
     assert outside.call.query_id is None
     assert scope.spend.calls == 3
-    assert ledger.query_summary(scope.id).cost.amount == sum(r.cost_usd for r in rows)
+    assert ledger.query_summary(scope.id).spend.cost == sum(r.cost_usd for r in rows)
 
 
 async def test_prompt_text_is_stored_only_when_the_query_opts_in(layer, ledger):

@@ -28,3 +28,31 @@ def test_chat_count_adds_framing_per_message():
     two = [*one, {"role": "assistant", "content": "hi there"}]
     per_message = tokens.count_chat(two) - tokens.count_chat(one)
     assert per_message == tokens.TOKENS_PER_MESSAGE + tokens.count_text("assistanthi there")
+
+
+def test_chatml_prompt_inserts_smollm2_system_prompt_before_a_non_system_first_message():
+    text = tokens.chatml_prompt_text([{"role": "user", "content": "Name one colour."}])
+    assert text == (
+        f"<|im_start|>system\n{tokens.SMOLLM2_SYSTEM_PROMPT}<|im_end|>\n"
+        "<|im_start|>user\nName one colour.<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+
+
+def test_chatml_prompt_keeps_a_given_system_message_and_renders_text_parts():
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url"}]},
+        {"role": "assistant", "content": None},
+    ]
+    assert tokens.chatml_prompt_text(messages) == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n"
+        "<|im_start|>user\na<|im_end|>\n"
+        "<|im_start|>assistant\n<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+
+
+def test_chatml_prompt_without_a_default_system_prompt():
+    text = tokens.chatml_prompt_text([{"role": "user", "content": "hi"}], default_system=None)
+    assert text == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"

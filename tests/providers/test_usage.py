@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from spendgraph.providers.usage import CostTotal, Price, Usage, UsageSource, cost_of
+from spendgraph.providers.usage import Price, Usage, UsageSource, cost_of
 
 PRICE = Price(Decimal("0.20"), Decimal("0.05"), Decimal("0.80"), version="v1")
 
@@ -38,10 +38,3 @@ def test_unknown_rate_makes_cost_unknown_only_when_needed():
     assert cost_of(Usage(input_cached=10), partly) is None
     assert cost_of(Usage(output=1), None) is None
 
-
-def test_cost_total_never_adds_unknown_as_zero():
-    total = CostTotal.of([Decimal("0.1"), None, Decimal("0.2")])
-    assert total.amount is None
-    assert total.known == Decimal("0.3") and total.unknown_calls == 1
-    assert total.describe().startswith("unknown")
-    assert CostTotal.of([Decimal("0.1")]).describe() == "$0.100000"

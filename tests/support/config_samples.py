@@ -1,4 +1,4 @@
-"""Config snippets and helpers shared by the config tests (tests/providers/test_config*.py)."""
+"""Config snippets and helpers shared by the config tests (tests/providers/config/)."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ async def test_an_old_ledger_migrates_keeping_its_rows(ledger_url, kit):
     async with Ledger.open(ledger_url, migrations=V2) as v2:
         assert v2.schema_version == 2
         assert v2.calls_for_query(query.id) == records
-        assert v2.query_summary(query.id).calls == 3
+        assert v2.query_summary(query.id).spend.calls == 3
     assert _version(kit, ledger_url) == 2
     assert kit.execute_raw(ledger_url, "SELECT DISTINCT region FROM call") == [("eu",)]
 

@@ -16,7 +16,8 @@ from spendgraph.providers.ledger import (
     QuerySort,
     QueryStatus,
 )
-from spendgraph.providers.usage import CostTotal, Usage
+from spendgraph.providers.spend import Spend
+from spendgraph.providers.usage import Usage
 
 
 async def test_query_summary_totals_are_the_sum_of_its_calls(ledger: Ledger, kit):
@@ -38,13 +39,14 @@ async def test_query_summary_totals_are_the_sum_of_its_calls(ledger: Ledger, kit
     await ledger.close_query(query.id, QueryStatus.OK, finished_at=kit.at(0.5))
 
     summary = ledger.query_summary(query.id)
-    assert summary.calls == 5
-    assert summary.tokens.input_uncached == sum(r.usage.input_uncached for r in records)
-    assert summary.tokens.input_cached == sum(r.usage.input_cached for r in records)
-    assert summary.tokens.output == sum(r.usage.output for r in records)
-    assert summary.tokens.reasoning == sum(r.usage.reasoning for r in records)
-    assert summary.cost == CostTotal.of(r.cost_usd for r in records)
-    assert summary.cost.amount == Decimal("0.000000010")
+    spend = summary.spend
+    assert (spend.calls, spend.failed, spend.refused) == (5, 1, 0)
+    assert spend.input_uncached == sum(r.usage.input_uncached for r in records)
+    assert spend.input_cached == sum(r.usage.input_cached for r in records)
+    assert spend.output == sum(r.usage.output for r in records)
+    assert spend.reasoning == sum(r.usage.reasoning for r in records)
+    assert spend == Spend.of_calls(records)
+    assert spend.cost == Decimal("0.000000010")
     # The first call failed before any token; the first token came from the second.
     assert summary.first_token_ms == 31.0
     assert summary.wall_ms == 30_000
@@ -55,9 +57,37 @@ async def test_a_query_without_calls_costs_zero_known(ledger: Ledger, kit):
     query = kit.query()
     await ledger.open_query(query)
     summary = ledger.query_summary(query.id)
-    assert (summary.calls, summary.tokens.total, summary.first_token_ms) == (0, 0, None)
-    assert summary.cost == CostTotal()
+    assert summary.spend == Spend()
+    assert summary.spend.cost == 0 and summary.first_token_ms is None
     assert summary.wall_ms is None
+
+
+async def test_sql_counts_failed_and_refused_calls_apart(ledger: Ledger, kit):
+    query = kit.query()
+    await ledger.open_query(query)
+    statuses = [CallStatus.OK, CallStatus.ERROR, CallStatus.CANCELLED, CallStatus.BUDGET_DENIED]
+    records = [
+        kit.call(
+            query_id=query.id,
+            started_at=kit.at(i),
+            status=status,
+            agent_path="writer",
+            # A refused call never went out: no tokens, no cost.
+            usage=Usage() if status is CallStatus.BUDGET_DENIED else Usage(10, 0, 5),
+            cost_usd=Decimal(0) if status is CallStatus.BUDGET_DENIED else Decimal("0.001"),
+        )
+        for i, status in enumerate([*statuses, CallStatus.BUDGET_DENIED])
+    ]
+    for record in records:
+        await ledger.record_call(record)
+
+    spend = ledger.query_summary(query.id).spend
+    assert (spend.calls, spend.failed, spend.refused, spend.sent) == (5, 2, 2, 3)
+    assert spend == Spend.of_calls(records)
+    [writer] = ledger.summary_by(GroupBy.AGENT)
+    assert writer.spend == spend
+    [listed] = ledger.list_queries()
+    assert listed.spend == spend
 
 
 async def test_unknown_costs_stay_unknown(ledger: Ledger, kit):
@@ -68,18 +98,18 @@ async def test_unknown_costs_stay_unknown(ledger: Ledger, kit):
         kit.call(query_id=query.id, endpoint=kit.H100, cost_usd=None, price_version="unknown")
     )
 
-    cost = ledger.query_summary(query.id).cost
-    assert cost.amount is None
-    assert (cost.known, cost.unknown_calls) == (Decimal("0.0004"), 1)
-    assert "unknown" in cost.describe()
+    spend = ledger.query_summary(query.id).spend
+    assert spend.cost is None
+    assert (spend.known_cost, spend.unpriced) == (Decimal("0.0004"), 1)
+    assert "unknown" in spend.describe()
 
-    by_endpoint = {g.key: g.cost for g in ledger.summary_by(GroupBy.ENDPOINT)}
-    assert by_endpoint[kit.B200.name].amount == Decimal("0.0004")
-    assert by_endpoint[kit.H100.name].amount is None
-    assert by_endpoint[kit.H100.name] == CostTotal(Decimal(0), 1)
+    by_endpoint = {g.key: g.spend for g in ledger.summary_by(GroupBy.ENDPOINT)}
+    assert by_endpoint[kit.B200.name].cost == Decimal("0.0004")
+    assert by_endpoint[kit.H100.name].cost is None
+    assert (by_endpoint[kit.H100.name].known_cost, by_endpoint[kit.H100.name].unpriced) == (0, 1)
 
     [by_app] = ledger.summary_by(GroupBy.APP)
-    assert (by_app.cost.known, by_app.cost.unknown_calls) == (Decimal("0.0004"), 1)
+    assert (by_app.spend.known_cost, by_app.spend.unpriced) == (Decimal("0.0004"), 1)
 
 
 async def _three_queries(ledger: Ledger, kit):
@@ -167,12 +197,7 @@ def _expected(records, queries_by_id, key_of):
     for record in records:
         groups[key_of(record, queries_by_id.get(record.query_id))].append(record)
     return {
-        key: (
-            len(rs),
-            len({r.query_id for r in rs if r.query_id}),
-            sum(r.usage.total_tokens for r in rs),
-            CostTotal.of(r.cost_usd for r in rs),
-        )
+        key: (len({r.query_id for r in rs if r.query_id}), Spend.of_calls(rs))
         for key, rs in groups.items()
     }
 
@@ -195,12 +220,12 @@ async def test_summary_by_each_dimension(ledger: Ledger, kit, group):
 
     totals = ledger.summary_by(group)
 
-    actual = {g.key: (g.calls, g.queries, g.tokens.total, g.cost) for g in totals}
+    actual = {g.key: (g.queries, g.spend) for g in totals}
     assert actual == _expected(records, queries, _KEYS[group])
     if group is GroupBy.DAY:
         assert [g.key for g in totals] == [f"2025-03-0{d}" for d in (1, 2, 3, 4)]
     else:
-        costs = [g.cost.known for g in totals]
+        costs = [g.spend.known_cost for g in totals]
         assert costs == sorted(costs, reverse=True)
 
 
@@ -208,14 +233,13 @@ async def test_summary_by_filters(ledger: Ledger, kit):
     records = await _mixed_calls(ledger, kit)
     in_window = LedgerFilter(since=kit.at(0), until=kit.at(60 * 20))
     [day] = ledger.summary_by(GroupBy.DAY, in_window)
-    assert day.calls == 4  # query 0's three calls and the call outside any query
+    assert day.spend.calls == 4  # query 0's three calls and the call outside any query
 
     ana = ledger.summary_by(GroupBy.USER, LedgerFilter(user="ana"))
-    assert [(g.key, g.calls, g.queries) for g in ana] == [("ana", 6, 2)]
+    assert [(g.key, g.spend.calls, g.queries) for g in ana] == [("ana", 6, 2)]
 
-    dungeon = ledger.summary_by(GroupBy.ENDPOINT, LedgerFilter(app="dungeon"))
-    assert sum(g.calls for g in dungeon) == 6
-    assert sum(g.cost.unknown_calls for g in dungeon) == 1
+    dungeon = sum(g.spend for g in ledger.summary_by(GroupBy.ENDPOINT, LedgerFilter(app="dungeon")))
+    assert (dungeon.calls, dungeon.unpriced) == (6, 1)
     assert len(records) == 13
 
 
@@ -236,13 +260,11 @@ async def test_a_thread_filter_totals_one_conversation(ledger: Ledger, kit):
     records = await _mixed_calls(ledger, kit)
     game = LedgerFilter(thread_id="game-1")
     [queries] = ledger.summary_by(GroupBy.APP, LedgerFilter(thread_id="game-1", app="dungeon"))
-    assert (queries.key, queries.calls, queries.queries) == ("dungeon", 3, 1)
-    totals = ledger.summary_by(GroupBy.USER, game)
-    assert sum(g.calls for g in totals) == 6
-    assert sum(g.cost.known for g in totals) == sum(
-        r.cost_usd for r in records[:6] if r.cost_usd is not None
-    )
-    assert sum(g.cost.unknown_calls for g in totals) == 1
+    assert (queries.key, queries.spend.calls, queries.queries) == ("dungeon", 3, 1)
+    totals = sum(g.spend for g in ledger.summary_by(GroupBy.USER, game))
+    assert totals == Spend.of_calls(records[:6])
+    assert totals.known_cost == sum(r.cost_usd for r in records[:6] if r.cost_usd is not None)
+    assert (totals.calls, totals.unpriced) == (6, 1)
     assert len(ledger.list_queries(game)) == 2
     assert ledger.list_queries(LedgerFilter(thread_id="no-such-game")) == []
 

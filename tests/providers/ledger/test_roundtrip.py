@@ -125,4 +125,4 @@ async def test_calls_outside_any_query_are_recorded(ledger: Ledger, kit):
     assert list(ledger.iter_calls()) == [record]
     [group] = ledger.summary_by("app")
     assert group.key is None
-    assert (group.calls, group.queries) == (1, 0)
+    assert (group.spend.calls, group.queries) == (1, 0)

@@ -107,7 +107,7 @@ async def test_calls_follow_their_query_even_unawaited(ledger: Ledger, kit):
     for future in futures:
         future.result(timeout=30)
     summary = ledger.query_summary(query.id)
-    assert (summary.calls, summary.query.status) == (50, QueryStatus.OK)
+    assert (summary.spend.calls, summary.query.status) == (50, QueryStatus.OK)
 
 
 def test_sync_threads_can_submit(ledger: Ledger, kit):
@@ -183,7 +183,7 @@ async def test_a_second_process_writes_the_same_sqlite_file(sqlite_url, kit):
         for _ in range(8):
             await asyncio.gather(*(ledger.record_call(kit.call()) for _ in range(50)))
         assert await child.wait() == 0
-        endpoints = {g.key: g.calls for g in ledger.summary_by("endpoint")}
+        endpoints = {g.key: g.spend.calls for g in ledger.summary_by("endpoint")}
     assert endpoints == {"child": 400, kit.B200.name: 400}
 
 
@@ -255,7 +255,7 @@ def test_sqlite_batches_take_the_fast_path_and_read_back_exactly(tmp_path):
         assert back == record
         summary = ledger.query_summary(query.id)
         assert summary.query.status is QueryStatus.OK and summary.query.finished_at is not None
-        assert summary.cost.amount == Decimal("0.000000123456789012")
+        assert summary.spend.cost == Decimal("0.000000123456789012")
 
 
 def test_unwaited_rows_linger_until_someone_waits(ledger_url, kit):
@@ -277,7 +277,7 @@ async def test_a_query_close_commits_its_lingering_call_rows(ledger_url, kit):
             ledger.submit_call(kit.call(query_id=query.id, attempt=attempt + 1))
         await asyncio.wait_for(ledger.close_query(query.id, QueryStatus.OK), timeout=30)
         summary = ledger.query_summary(query.id)
-        assert (summary.calls, summary.query.status) == (5, QueryStatus.OK)
+        assert (summary.spend.calls, summary.query.status) == (5, QueryStatus.OK)
 
 
 def test_close_writes_lingering_rows_at_once(ledger_url, kit):

@@ -28,14 +28,9 @@ from spendgraph.providers.local.embedded import (
     MODEL_ALIAS,
     EmbeddedServer,
     embedded_endpoint_config,
-    missing_modules,
     model_path,
-    prompt_text,
 )
-
-pytestmark = pytest.mark.skipif(
-    bool(missing_modules()), reason=f"the [local] extra is not installed: {missing_modules()}"
-)
+from spendgraph.providers.tokens import chatml_prompt_text
 
 QUESTION = [{"role": "user", "content": "Name one colour."}]
 WITH_SYSTEM = [
@@ -82,6 +77,7 @@ def wait_gone(pid: int, timeout_s: float = 10.0) -> bool:
     return not alive(pid)
 
 
+@pytest.mark.local_model
 def test_model_path_is_the_gguf_file():
     path = model_path()
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -89,11 +85,13 @@ def test_model_path_is_the_gguf_file():
         assert handle.read(4) == b"GGUF"
 
 
+@pytest.mark.local_model
 def test_models_lists_the_alias(server, client):
     assert server.base_url.startswith("http://127.0.0.1:") and server.base_url.endswith("/v1")
     assert MODEL_ALIAS in [model.id for model in client.models.list()]
 
 
+@pytest.mark.local_model
 @pytest.mark.parametrize("messages", [QUESTION, WITH_SYSTEM], ids=["no-system", "system"])
 def test_non_streamed_usage_matches_the_tokenizer(server, client, messages):
     answer = client.chat.completions.create(
@@ -103,11 +101,12 @@ def test_non_streamed_usage_matches_the_tokenizer(server, client, messages):
     assert usage is not None and usage.prompt_tokens > 0 and usage.completion_tokens > 0
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     # The chat template counts: the bare message text is fewer tokens.
-    assert count_tokens(server, prompt_text(messages)) == usage.prompt_tokens
+    assert count_tokens(server, chatml_prompt_text(messages)) == usage.prompt_tokens
     assert count_tokens(server, "".join(m["content"] for m in messages)) < usage.prompt_tokens
     assert count_tokens(server, answer.choices[0].message.content) == usage.completion_tokens
 
 
+@pytest.mark.local_model
 def test_streamed_answer_has_content_but_no_usage(client):
     stream = client.chat.completions.create(
         model=MODEL_ALIAS,
@@ -126,6 +125,7 @@ def test_streamed_answer_has_content_but_no_usage(client):
     assert [c.usage for c in chunks if c.usage is not None] == []
 
 
+@pytest.mark.local_model
 def test_tokenize_count_endpoint(server):
     short = count_tokens(server, "hello world")
     longer = count_tokens(server, "hello world, and hello again to the whole wide world")
@@ -138,6 +138,7 @@ def test_tokenize_count_endpoint(server):
     assert missing.status_code == 404
 
 
+@pytest.mark.local_model
 def test_a_concurrent_request_does_not_cut_a_stream(server, client):
     stream = client.chat.completions.create(
         model=MODEL_ALIAS, messages=QUESTION, max_tokens=24, temperature=0, stream=True
@@ -152,6 +153,7 @@ def test_a_concurrent_request_does_not_cut_a_stream(server, client):
     assert rest[-1].choices[0].finish_reason in ("stop", "length")
 
 
+@pytest.mark.local_model
 def test_endpoint_config_validates_with_a_known_zero_price(server):
     config = SpendgraphConfig.model_validate({"endpoints": [server.endpoint_config()]})
     endpoint = config.endpoint(ENDPOINT_NAME)
@@ -175,6 +177,7 @@ def test_endpoint_config_derives_a_price_from_cpu_dollars_per_hour():
     assert endpoint.resolved_price().output == Decimal("0.1")
 
 
+@pytest.mark.local_model
 async def test_async_use_stops_cleanly_and_ignores_stray_settings(tmp_path):
     # A user's shell may export API_KEY/PORT/HOST; the server must not pick them up.
     env = {**os.environ, "API_KEY": "secret", "PORT": "1", "HOST": "192.0.2.1"}
@@ -189,6 +192,7 @@ async def test_async_use_stops_cleanly_and_ignores_stray_settings(tmp_path):
     assert "Uvicorn running on" in (tmp_path / "server.log").read_text()
 
 
+@pytest.mark.local_model
 def test_a_failed_start_reports_the_server_log():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -200,6 +204,7 @@ def test_a_failed_start_reports_the_server_log():
     assert server.pid is None and server.log_path is None  # reaped, temp log removed
 
 
+@pytest.mark.local_model
 def test_server_dies_with_its_parent(tmp_path):
     script = textwrap.dedent(
         f"""
@@ -233,6 +238,7 @@ def run_cli(code: str, **popen) -> subprocess.Popen:
     )
 
 
+@pytest.mark.local_model
 def test_serve_local_runs_until_ctrl_c():
     cli = run_cli("", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

@@ -1,0 +1,161 @@
+"""``spendgraph audit show QUERY_ID``: one query as a tree of agents and their calls."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import typer
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from spendgraph.cli import formats as fmt
+from spendgraph.cli.audit.export import call_row
+from spendgraph.cli.audit.ledger import audit_ledger, find_query
+from spendgraph.cli.audit.queries import summary_json
+from spendgraph.cli.console import Output
+from spendgraph.cli.options import JsonOption, LedgerOption, handled_errors
+from spendgraph.providers.ledger import CallRecord, CallStatus, Ledger, QuerySummary
+from spendgraph.providers.spend import Spend
+
+_NO_AGENT = "(no agent)"
+_STATUS_STYLE = {
+    CallStatus.OK: "green",
+    CallStatus.ERROR: "red",
+    CallStatus.CANCELLED: "yellow",
+    CallStatus.BUDGET_DENIED: "magenta",
+}
+
+
+def command(
+    query_id: Annotated[str, typer.Argument(help="A query id, or a unique prefix of one.")],
+    ledger: LedgerOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """One query as a tree: agents, their calls (endpoint, hardware, tokens, cost), totals."""
+    out = Output(json_mode=as_json)
+    with handled_errors(out), audit_ledger(ledger) as opened:
+        run(out, opened, query_id)
+
+
+def run(out: Output, ledger: Ledger, query_id: str) -> None:
+    """Show the query ``query_id`` (or the one query whose id starts with it)."""
+    summary = find_query(ledger, query_id)
+    calls = ledger.calls_for_query(summary.query.id)
+    if out.json_mode:
+        out.emit_json(
+            {
+                "ledger": ledger.url,
+                "query": summary_json(summary),
+                "calls": [call_row(call) for call in calls],
+            }
+        )
+        return
+    out.print(Group(query_tree(summary, calls), Text(""), totals_table(summary)))
+
+
+@dataclass
+class _Agent:
+    """One segment of an agent path (``supervisor/researcher`` nests researcher)."""
+
+    name: str
+    calls: list[CallRecord] = field(default_factory=list)
+    children: dict[str, _Agent] = field(default_factory=dict)
+
+    def every_call(self) -> Iterator[CallRecord]:
+        yield from self.calls
+        for child in self.children.values():
+            yield from child.every_call()
+
+
+def _agents(calls: list[CallRecord]) -> _Agent:
+    """Calls arranged by agent path, agents in the order they first called."""
+    root = _Agent("")
+    for call in calls:
+        node = root
+        for part in call.agent_path.split("/") if call.agent_path else [_NO_AGENT]:
+            node = node.children.setdefault(part, _Agent(part))
+        node.calls.append(call)
+    return root
+
+
+def query_tree(summary: QuerySummary, calls: list[CallRecord]) -> Tree:
+    query = summary.query
+    label = Text.assemble(
+        ("query ", "bold"),
+        (query.id, "bold cyan"),
+        f"  app {query.app or fmt.NONE_SHOWN} · user {query.user or fmt.NONE_SHOWN}",
+        f" · thread {query.thread_id or fmt.NONE_SHOWN} · {query.status}",
+        f" · started {fmt.when(query.started_at)} UTC",
+    )
+    if query.error:
+        label.append(f"\nerror: {query.error}", style="red")
+    tree = Tree(label)
+    if not calls:
+        tree.add(Text("no calls recorded", style="dim"))
+    for agent in _agents(calls).children.values():
+        _add_agent(tree, agent)
+    return tree
+
+
+def _add_agent(parent: Tree, agent: _Agent) -> None:
+    spend = Spend.of_calls(agent.every_call())
+    branch = parent.add(
+        Text.assemble((agent.name, "bold"), f"  {spend.calls} call(s), {fmt.cost_cell(spend)}")
+    )
+    for call in agent.calls:
+        branch.add(call_text(call))
+    for child in agent.children.values():
+        _add_agent(branch, child)
+
+
+def call_text(call: CallRecord) -> Text:
+    """Three lines: where the call went; how it ended, cost and timing; its tokens."""
+    endpoint, usage = call.endpoint, call.usage
+    where = " ".join(part for part in (endpoint.hardware, endpoint.precision) if part)
+    text = Text.assemble(
+        (endpoint.name, "cyan"),
+        f"  {where or 'hardware unknown'}",
+        f" ({endpoint.engine})" if endpoint.engine else "",
+        f" · {endpoint.model}",
+        f" · attempt {call.attempt}" if call.attempt > 1 else "",
+        f" · node {call.node}" if call.node else "",
+        "\n",
+        (_status(call), _STATUS_STYLE.get(call.status, "")),
+        " · cost ",
+        (fmt.usd(call.cost_usd), "bold" if call.cost_usd is not None else "yellow"),
+        f" · TTFT {fmt.millis(call.ttft_ms)} · latency {fmt.millis(call.latency_ms)}",
+        f"\ntokens {fmt.tokens(usage.input_uncached)} uncached / "
+        f"{fmt.tokens(usage.input_cached)} cached / {fmt.tokens(usage.output)} output",
+        f" ({fmt.tokens(usage.reasoning)} reasoning)" if usage.reasoning else "",
+        f" · usage {usage.source}",
+    )
+    return text
+
+
+def _status(call: CallRecord) -> str:
+    detail = [part for part in (call.error_kind,) if part]
+    if call.http_status is not None and call.status is not CallStatus.OK:
+        detail.append(f"HTTP {call.http_status}")
+    return f"{call.status}: {', '.join(detail)}" if detail else str(call.status)
+
+
+def totals_table(summary: QuerySummary) -> Table:
+    """The query's totals, derived from its calls."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    spend = summary.spend
+    table.add_row("calls", fmt.calls(spend))
+    table.add_row(
+        "tokens",
+        f"{fmt.tokens(spend.total_tokens)} = {fmt.buckets(spend)} uncached/cached/output"
+        f" ({fmt.tokens(spend.reasoning)} reasoning, in output)",
+    )
+    table.add_row("cost", fmt.label(spend.describe()))
+    table.add_row("first token", fmt.millis(summary.first_token_ms))
+    table.add_row("latency", fmt.millis(summary.wall_ms))
+    return table

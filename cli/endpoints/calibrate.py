@@ -1,0 +1,249 @@
+"""``spendgraph endpoints calibrate``: measured throughput -> a price to paste into the config.
+
+Each endpoint is measured on its own, one after another (endpoints of one
+server would otherwise share its GPUs and each look slower). Every request is
+a ledger row under one ``spendgraph-calibrate`` query per endpoint: calibrating
+a paid endpoint spends money, and that spend is audited like any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from spendgraph.cli import formats as fmt
+from spendgraph.cli.console import Output
+from spendgraph.cli.options import (
+    ConfigOption,
+    JsonOption,
+    LedgerOption,
+    handled_errors,
+    require_config,
+)
+from spendgraph.cli.tables import Col, fitted_table
+from spendgraph.providers.calibrate import (
+    Calibration,
+    CalibrationPlan,
+    PhaseResult,
+    calibrate,
+    three_figures,
+)
+from spendgraph.providers.config import EndpointConfig, SpendgraphConfig
+from spendgraph.providers.gateway import ProviderLayer
+from spendgraph.providers.ledger import Ledger
+from spendgraph.providers.usage import Price
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """One endpoint's calibration and the price it implies at its GPU rate."""
+
+    endpoint: EndpointConfig
+    calibration: Calibration
+    gpu_hour_usd: Decimal | None
+
+    @property
+    def price(self) -> Price:
+        return self.calibration.price(self.gpu_hour_usd)
+
+
+def command(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Endpoints to measure (default: all).")
+    ] = None,
+    config: ConfigOption = None,
+    ledger: LedgerOption = None,
+    requests: Annotated[int, typer.Option("--requests", min=1, help="Requests per phase.")] = 16,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, help="Requests in flight at once.")
+    ] = 4,
+    prompt_tokens: Annotated[
+        int, typer.Option("--prompt-tokens", min=16, help="Prompt length of the prefill phase.")
+    ] = 2000,
+    output_tokens: Annotated[
+        int, typer.Option("--output-tokens", min=1, help="Tokens to generate per decode request.")
+    ] = 256,
+    gpu_hour_usd: Annotated[
+        Decimal | None,
+        typer.Option(
+            "--gpu-hour-usd",
+            min=0,
+            help="What the endpoint's GPUs cost per hour (default: config).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Measure prefill and decode throughput, and the price they imply at a GPU's $/hour.
+
+    Prints a `price = { gpu_hour_usd, input_tokens_per_s, output_tokens_per_s }`
+    line per endpoint to paste into the config. The requests are real calls,
+    recorded in the ledger under one `spendgraph-calibrate` query per endpoint.
+    """
+    out = Output(json_mode=as_json)
+    plan = CalibrationPlan(requests, concurrency, prompt_tokens, output_tokens)
+    with handled_errors(out):
+        loaded = require_config(config)
+        chosen = selected(loaded, names or [])
+        measured = asyncio.run(_calibrate(loaded, ledger, chosen, plan, gpu_hour_usd))
+    if out.json_mode:
+        out.emit_json(
+            {
+                "config": loaded.source,
+                "plan": asdict(plan),
+                "endpoints": [measured_json(item) for item in measured],
+            }
+        )
+        return
+    out.print(calibration_table(out.console, measured, plan))
+    snippets = toml_snippets(measured)
+    if snippets:
+        out.print("Paste into each endpoint's table in the config:", highlight=False)
+        out.print(snippets, highlight=False, markup=False, soft_wrap=True)
+    if any(item.gpu_hour_usd is None for item in measured):
+        out.print(
+            "No price for endpoints without a GPU rate: pass --gpu-hour-usd "
+            "or set price.gpu_hour_usd in the config.",
+            highlight=False,
+        )
+
+
+async def _calibrate(
+    config: SpendgraphConfig,
+    ledger_url: str | None,
+    endpoints: list[EndpointConfig],
+    plan: CalibrationPlan,
+    gpu_hour_usd: Decimal | None,
+) -> list[Measured]:
+    layer = ProviderLayer(config, Ledger.open(ledger_url or config.ledger.url))
+    try:
+        return await measure_all(layer, endpoints, plan, gpu_hour_usd)
+    finally:
+        await layer.aclose()
+
+
+def gpu_rate(endpoint: EndpointConfig, override: Decimal | None) -> Decimal | None:
+    """``--gpu-hour-usd`` if given, else the endpoint's configured ``gpu_hour_usd``."""
+    if override is not None:
+        return override
+    return endpoint.price.gpu_hour_usd if endpoint.price is not None else None
+
+
+async def measure_all(
+    layer: ProviderLayer,
+    endpoints: list[EndpointConfig],
+    plan: CalibrationPlan,
+    gpu_hour_usd: Decimal | None,
+) -> list[Measured]:
+    """Calibrate ``endpoints`` one at a time."""
+    measured = []
+    for endpoint in endpoints:
+        calibration = await calibrate(layer, endpoint.name, plan)
+        measured.append(Measured(endpoint, calibration, gpu_rate(endpoint, gpu_hour_usd)))
+    return measured
+
+
+def selected(config: SpendgraphConfig, names: list[str]) -> list[EndpointConfig]:
+    """The endpoints named (config order kept), or all of them; ConfigError for a bad name."""
+    if not names:
+        return list(config.endpoints)
+    wanted = [config.endpoint(name) for name in names]
+    return [endpoint for endpoint in config.endpoints if endpoint in wanted]
+
+
+def calibration_table(console: Console, measured: list[Measured], plan: CalibrationPlan) -> Table:
+    columns = [
+        Col("endpoint"),
+        Col("hardware", drop=3),
+        Col("prefill tok/s", number=True),
+        Col("decode tok/s", number=True),
+        Col("failed", number=True, drop=2),
+        Col("$/GPU-h", number=True),
+        Col("$/1M in", number=True),
+        Col("cached", number=True),
+        Col("out", number=True),
+        Col("configured out", number=True, drop=1),
+    ]
+    rows = []
+    for item in measured:
+        calibration, price = item.calibration, item.price
+        configured = item.endpoint.resolved_price().output
+        rows.append(
+            (
+                fmt.label(item.endpoint.name),
+                fmt.label(
+                    " ".join(filter(None, (item.endpoint.hardware, item.endpoint.precision)))
+                ),
+                _rate_cell(calibration.prefill.tokens_per_s),
+                _rate_cell(calibration.decode.tokens_per_s),
+                str(calibration.prefill.failed + calibration.decode.failed),
+                fmt.rate(item.gpu_hour_usd) if item.gpu_hour_usd is not None else "not set",
+                *(_price_cell(v) for v in (price.input_uncached, price.input_cached)),
+                _price_cell(price.output),
+                fmt.rate(configured, dollar=""),
+            )
+        )
+    title = (
+        f"Calibration: {plan.requests} requests per phase, {plan.concurrency} at a time "
+        f"({plan.prompt_tokens}-token prompts, up to {plan.output_tokens} output tokens)"
+    )
+    return fitted_table(console, title, columns, rows)
+
+
+def toml_snippets(measured: list[Measured]) -> str:
+    """The ``price`` line to paste for each endpoint that has a GPU rate."""
+    lines = []
+    for item in measured:
+        if item.gpu_hour_usd is None:
+            continue
+        fields = [f"gpu_hour_usd = {item.gpu_hour_usd}"]
+        for key, rate in (
+            ("input_tokens_per_s", item.calibration.prefill.tokens_per_s),
+            ("output_tokens_per_s", item.calibration.decode.tokens_per_s),
+        ):
+            if rate is not None:
+                fields.append(f"{key} = {three_figures(rate):g}")
+        lines.append(f"# {item.endpoint.name}\nprice = {{ {', '.join(fields)} }}")
+    return "\n".join(lines)
+
+
+def measured_json(item: Measured) -> dict[str, Any]:
+    calibration = item.calibration
+    return {
+        "name": item.endpoint.name,
+        "hardware": item.endpoint.hardware or None,
+        "precision": item.endpoint.precision or None,
+        "query_id": calibration.query_id,
+        "prefill": _phase_json(calibration.prefill),
+        "decode": _phase_json(calibration.decode),
+        "gpu_hour_usd": fmt.decimal_json(item.gpu_hour_usd),
+        "price_per_million": fmt.price_json(item.price),
+        "configured_price_per_million": fmt.price_json(item.endpoint.resolved_price()),
+    }
+
+
+def _phase_json(phase: PhaseResult) -> dict[str, Any]:
+    rate = phase.tokens_per_s
+    return {
+        "tokens": phase.tokens,
+        "seconds": round(phase.seconds, 6),
+        "failed": phase.failed,
+        "tokens_per_s": three_figures(rate),
+    }
+
+
+def _price_cell(value: Decimal | None) -> str:
+    """A derived rate to three significant figures (``~`` when rounded)."""
+    if value is None or value == 0:
+        return fmt.rate(value, dollar="")
+    shown = Decimal(f"{value:.3g}")
+    return f"{'~' if shown != value else ''}{shown:f}"
+
+
+def _rate_cell(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{three_figures(rate):,.0f}"

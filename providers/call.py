@@ -1,0 +1,211 @@
+"""One logical model call: its request, where it was made, and every HTTP attempt it took.
+
+``ProviderLayer.chat`` and ``.stream`` each make one :class:`ModelCall`. The
+call plans its route once, takes a concurrency slot on a candidate, retries it
+with backoff, falls back to the next candidate, and owns the ledger record of
+every attempt (:class:`~spendgraph.providers.attempt.Attempt` accounts for one
+of them). The streaming half lives in :mod:`spendgraph.providers.streaming`;
+it drives the same call object through :meth:`ModelCall.first_success`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from spendgraph.providers.attempt import Attempt, CallSite, Outcome
+from spendgraph.providers.chat import ChatRequest, ChatResult
+from spendgraph.providers.config import SpendgraphConfig
+from spendgraph.providers.context import current_agent_path, current_node, current_query
+from spendgraph.providers.endpoint import Endpoint
+from spendgraph.providers.errors import EndpointError, NoEndpointAvailable, StreamCut
+from spendgraph.providers.ledger import Ledger, new_sequential_id
+from spendgraph.providers.ledger.records import CallRecord, CallStatus
+from spendgraph.providers.retry import RetryPolicy
+from spendgraph.providers.router import Router, RouteRequest
+from spendgraph.providers.tokens import DEFAULT_ENCODING, count_chat
+from spendgraph.providers.usage import Usage
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class CallServices:
+    """What every call through one provider layer shares."""
+
+    config: SpendgraphConfig
+    ledger: Ledger
+    router: Router
+    retries: RetryPolicy
+
+
+class ModelCall:
+    """One logical call (a ``chat`` or a ``stream``) and the attempts it has made so far."""
+
+    __slots__ = ("_counts", "attempts", "request", "services", "site", "stream")
+
+    def __init__(self, services: CallServices, request: ChatRequest, *, stream: bool = False):
+        self.services = services
+        self.request = request
+        self.stream = stream
+        # Read once, where the caller stands: retries and fallbacks keep the
+        # attribution even if they run after the caller's scope changed.
+        self.site = CallSite(
+            scope=current_query(),
+            agent_path=current_agent_path(),
+            node=current_node(),
+            request_id=new_sequential_id(),
+        )
+        self.attempts: list[CallRecord] = []
+        self._counts: dict[str, int] = {}
+
+    # -- prompt tokens ------------------------------------------------------
+
+    def prompt_tokens(self, encoding: str = DEFAULT_ENCODING) -> int:
+        """The request's prompt counted with ``encoding``, once per encoding (it costs CPU)."""
+        counted = self._counts.get(encoding)
+        if counted is None:
+            request = self.request
+            counted = self._counts[encoding] = count_chat(
+                request.messages, encoding, tools=request.tools
+            )
+        return counted
+
+    # -- routing and attempts -------------------------------------------------
+
+    def candidates(self) -> list[Endpoint]:
+        """The endpoints to try, in order (the tier's, then its fallbacks')."""
+        request, config = self.request, self.services.config
+        key = None
+        if request.affinity_key is not None or config.tier(request.model).prefix_affinity:
+            key = self._affinity_key()
+        return self.services.router.plan(
+            RouteRequest(
+                model=request.model,
+                prompt_tokens=self.prompt_tokens,
+                max_tokens=request.max_tokens,
+                latency_target_ms=request.latency_target_ms,
+                affinity_key=key,
+                endpoint=request.endpoint,
+            )
+        )
+
+    async def first_success(
+        self, once: Callable[[Endpoint], Awaitable[T]]
+    ) -> tuple[Endpoint, T]:
+        """Try the candidates in order, retrying each, until ``once(endpoint)`` succeeds.
+
+        Returns that endpoint with its slot still held (the caller releases it)
+        and what ``once`` returned. A non-retryable error surfaces at once;
+        running out of candidates raises :class:`NoEndpointAvailable`.
+        """
+        router, retries = self.services.router, self.services.retries
+        failures: list[EndpointError] = []
+        candidates = self.candidates()
+        while candidates:
+            endpoint = await router.checkout(candidates)
+            try:
+                value = await retries.run(
+                    lambda: once(endpoint),  # noqa: B023 - awaited before the loop moves on
+                    lambda: router.cooling(endpoint),  # noqa: B023
+                )
+            except EndpointError as exc:
+                router.release(endpoint)
+                if not exc.retryable:
+                    raise
+                failures.append(exc)
+                candidates = [c for c in candidates if c is not endpoint]
+            except BaseException:
+                router.release(endpoint)
+                raise
+            else:
+                return endpoint, value
+        raise self._exhausted(failures)
+
+    def begin(self, endpoint: Endpoint) -> Attempt:
+        """A new attempt at ``endpoint``, its budget hold taken (or its refusal recorded)."""
+        attempt = Attempt(
+            endpoint,
+            self.request,
+            self.site,
+            number=len(self.attempts) + 1,
+            ledger=self.services.ledger,
+            stream=self.stream,
+            prompt_estimate=lambda: self.prompt_tokens(endpoint.config.tokenizer),
+        )
+        attempt.reserve()
+        return attempt
+
+    async def settle(self, attempt: Attempt, outcome: Outcome) -> CallRecord:
+        """Record how ``attempt`` ended and tell the router what it learned."""
+        record = await attempt.finish(outcome)
+        self.attempts.append(record)
+        router = self.services.router
+        if record.status is CallStatus.OK:
+            router.record_success(
+                attempt.endpoint, ttft_ms=record.ttft_ms, latency_ms=record.latency_ms or 0.0
+            )
+        elif isinstance(outcome.error, EndpointError) and (
+            outcome.error.retryable or isinstance(outcome.error, StreamCut)
+        ):
+            router.record_failure(attempt.endpoint)
+        return record
+
+    def result(self, response) -> ChatResult:
+        return ChatResult(response, tuple(self.attempts))
+
+    # -- the non-streamed call ------------------------------------------------
+
+    async def complete(self) -> ChatResult:
+        """Route, retry, fall back and account for one non-streamed completion."""
+        endpoint, response = await self.first_success(self._complete_once)
+        self.services.router.release(endpoint)
+        return self.result(response)
+
+    async def _complete_once(self, endpoint: Endpoint):
+        attempt = self.begin(endpoint)
+        outcome = Outcome()
+        try:
+            response = await endpoint.complete(attempt.body())
+            message = response.choices[0].message if response.choices else None
+            outcome.status = CallStatus.OK
+            outcome.usage = Usage.from_openai(response.usage) if response.usage else None
+            outcome.generated_text = _message_text(message)
+            outcome.completion_text = message.content if message else None
+            return response
+        except EndpointError as exc:
+            outcome.status, outcome.error = CallStatus.ERROR, exc
+            raise
+        finally:
+            await self.settle(attempt, outcome)
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _affinity_key(self) -> str:
+        """Explicit; else the conversation thread and the agent (each agent's own prompt
+        prefix stays on one replica, and a thread's agents spread over the pool); else
+        the conversation's opening, for calls made outside a threaded query."""
+        request, site = self.request, self.site
+        if request.affinity_key is not None:
+            return request.affinity_key
+        if site.scope is not None and site.scope.thread_id:
+            return f"{site.scope.thread_id}\0{site.agent_path}"
+        return request.opening_key()
+
+    def _exhausted(self, failures: list[EndpointError]) -> NoEndpointAvailable:
+        request = self.request
+        detail = "; ".join(str(f) for f in failures[-5:])
+        what = (
+            f"endpoint {request.endpoint!r} failed after retries"
+            if request.endpoint is not None
+            else f"every endpoint for {request.model!r} failed after retries and fallbacks"
+        )
+        return NoEndpointAvailable(f"{what}: {detail}", attempts=failures)
+
+
+def _message_text(message) -> str:
+    if message is None:
+        return ""
+    calls = "".join(c.function.name + c.function.arguments for c in message.tool_calls or ())
+    return (message.content or "") + calls

@@ -1,0 +1,173 @@
+"""The whole ``spendgraph.toml`` as one model: endpoints, tiers, routing, ledger.
+
+Every model is frozen, forbids unknown keys and is strict about types (a
+quoted ``"5"`` is not a number, ``true`` is not ``1``): a typo in a config
+file should fail loudly, not be coerced. Cross-references (tier names,
+fallbacks, duplicate endpoint names) are checked here, each problem under its
+own key (see :mod:`.errors`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, PrivateAttr, model_validator
+
+from spendgraph.providers.config.base import ConfigModel, NonEmptyStr
+from spendgraph.providers.config.endpoint import EndpointConfig
+from spendgraph.providers.config.errors import (
+    InvalidConfig,
+    Problem,
+    did_you_mean,
+    endpoint_key,
+    toml_key,
+)
+from spendgraph.providers.errors import ConfigError
+
+Policy = Literal["cheapest", "fastest", "cheapest_within_slo"]
+
+
+class TierConfig(ConfigModel):
+    """How requests for one tier (or model name) are routed."""
+
+    policy: Policy | None = None
+    latency_target_ms: Annotated[float, Field(gt=0)] | None = None
+    fallbacks: list[NonEmptyStr] = Field(default_factory=list)
+    prefix_affinity: bool = False
+
+
+class RoutingConfig(ConfigModel):
+    """Defaults for every tier, retries, backoff, cooldown and concurrency overflow."""
+
+    policy: Policy = "cheapest"
+    max_retries: Annotated[int, Field(ge=0)] = 2
+    backoff_initial_s: Annotated[float, Field(ge=0)] = 0.2
+    backoff_max_s: Annotated[float, Field(ge=0)] = 5.0
+    backoff_jitter: Annotated[float, Field(ge=0, le=1)] = 0.5
+    # A server's Retry-After is honoured up to this long; asking for longer sends
+    # the request to the next endpoint instead of stalling it.
+    retry_after_max_s: Annotated[float, Field(ge=0)] = 30.0
+    cooldown_after_failures: Annotated[int, Field(ge=1)] = 3
+    cooldown_s: Annotated[float, Field(ge=0)] = 30.0
+    on_limit: Literal["overflow", "wait"] = "overflow"
+    ewma_alpha: Annotated[float, Field(gt=0, le=1)] = 0.3
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> RoutingConfig:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError(
+                f"backoff_max_s ({self.backoff_max_s}) must be >= "
+                f"backoff_initial_s ({self.backoff_initial_s})"
+            )
+        return self
+
+
+class LedgerConfig(ConfigModel):
+    """Where spend is recorded. No ``url``: ``$SPENDGRAPH_LEDGER``, else ``./spendgraph.db``."""
+
+    url: NonEmptyStr | None = None
+    store_text: bool = False
+
+
+# -- the whole file -----------------------------------------------------------
+
+
+class SpendgraphConfig(ConfigModel):
+    """A whole ``spendgraph.toml``."""
+
+    endpoints: Annotated[list[EndpointConfig], Field(min_length=1)]
+    tiers: dict[str, TierConfig] = Field(default_factory=dict)
+    routing: RoutingConfig = RoutingConfig()
+    ledger: LedgerConfig = LedgerConfig()
+    source: str = "<memory>"
+
+    _serving: dict[str, tuple[EndpointConfig, ...]] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        # The router asks "who serves X?" on every request: index it once.
+        index: dict[str, list[EndpointConfig]] = {}
+        for endpoint in self.endpoints:
+            for name in endpoint.names():
+                index.setdefault(name, []).append(endpoint)
+        self._serving = {name: tuple(found) for name, found in index.items()}
+
+    @model_validator(mode="after")
+    def _check_references(self) -> SpendgraphConfig:
+        # Raised as InvalidConfig, not ValueError, so each problem keeps its own key.
+        problems = [*_duplicate_names(self.endpoints), *_tier_problems(self.tiers, self._serving)]
+        if problems:
+            raise InvalidConfig(problems, source=self.source)
+        return self
+
+    def endpoint(self, name: str) -> EndpointConfig:
+        """The endpoint called ``name``; ``ConfigError`` if there is none."""
+        for endpoint in self.endpoints:
+            if endpoint.name == name:
+                return endpoint
+        names = [endpoint.name for endpoint in self.endpoints]
+        raise ConfigError(
+            f"no endpoint named {name!r}{did_you_mean(name, names)}", source=self.source
+        )
+
+    def endpoints_for(self, model_or_tier: str) -> list[EndpointConfig]:
+        """Endpoints that serve a model or tier, in config order; ``[]`` when none does."""
+        return list(self._serving.get(model_or_tier, ()))
+
+    def served_names(self) -> frozenset[str]:
+        """Every model and tier name some endpoint serves."""
+        return frozenset(self._serving)
+
+    def tier(self, model_or_tier: str) -> TierConfig:
+        """The tier's settings, or ``TierConfig()`` defaults when it has no ``[tiers]`` table."""
+        configured = self.tiers.get(model_or_tier)
+        return configured if configured is not None else TierConfig()
+
+    def policy_for(self, model_or_tier: str) -> Policy:
+        """The tier's policy, else the ``[routing]`` default."""
+        return self.tier(model_or_tier).policy or self.routing.policy
+
+
+def _duplicate_names(endpoints: list[EndpointConfig]) -> list[Problem]:
+    first_index: dict[str, int] = {}
+    problems = []
+    for index, endpoint in enumerate(endpoints):
+        if endpoint.name in first_index:
+            problems.append(
+                Problem(
+                    f"{endpoint_key(index, endpoint.name)}.name",
+                    f"duplicate endpoint name {endpoint.name!r}, already used by "
+                    f"endpoints[{first_index[endpoint.name]}]; names must be unique",
+                )
+            )
+        else:
+            first_index[endpoint.name] = index
+    return problems
+
+
+def _tier_problems(tiers: Mapping[str, TierConfig], served: Mapping[str, Any]) -> list[Problem]:
+    known = sorted(served)
+    problems = []
+    for tier_name, tier in tiers.items():
+        key = f"tiers.{toml_key(tier_name)}"
+        if tier_name not in served:
+            problems.append(
+                Problem(
+                    key,
+                    f"no endpoint serves {tier_name!r}{did_you_mean(tier_name, known)}; add it "
+                    f"to an endpoint's serves list (served: {', '.join(known)})",
+                )
+            )
+        for index, fallback in enumerate(tier.fallbacks):
+            where = f"{key}.fallbacks[{index}]"
+            if fallback == tier_name:
+                problems.append(Problem(where, "a tier cannot fall back to itself"))
+            elif fallback not in served:
+                problems.append(
+                    Problem(
+                        where,
+                        f"expected a tier or model some endpoint serves, got {fallback!r}"
+                        f"{did_you_mean(fallback, known)} (served: {', '.join(known)})",
+                    )
+                )
+    return problems
