@@ -91,9 +91,7 @@ class ModelCall:
             )
         )
 
-    async def first_success(
-        self, once: Callable[[Endpoint], Awaitable[T]]
-    ) -> tuple[Endpoint, T]:
+    async def first_success(self, once: Callable[[Endpoint], Awaitable[T]]) -> tuple[Endpoint, T]:
         """Try the candidates in order, retrying each, until ``once(endpoint)`` succeeds.
 
         Returns that endpoint with its slot still held (the caller releases it)

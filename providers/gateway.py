@@ -157,5 +157,3 @@ class ProviderLayer:
         leaving the block early records the attempt as cancelled.
         """
         return ChatStream(ModelCall(self._services, request, stream=True))
-
-

@@ -18,18 +18,11 @@ from typing import IO, Annotated, Any
 import typer
 
 from spendgraph.cli import formats as fmt
-from spendgraph.cli.audit.ledger import audit_ledger, note_nothing_found
+from spendgraph.cli.audit.command import audit_command
+from spendgraph.cli.audit.ledger import note_nothing_found
 from spendgraph.cli.console import Output
 from spendgraph.cli.options import (
-    AppOption,
     CommandError,
-    LedgerOption,
-    SinceOption,
-    ThreadFilterOption,
-    UntilOption,
-    UserOption,
-    handled_errors,
-    ledger_filter,
 )
 from spendgraph.providers.ledger import CallRecord, Ledger, LedgerFilter
 
@@ -60,7 +53,11 @@ class ExportFormat(StrEnum):
     PARQUET = "parquet"  # only when pyarrow is installed
 
 
+@audit_command(json_output=False)
 def command(
+    out: Output,
+    ledger: Ledger,
+    filters: LedgerFilter,
     form: Annotated[
         ExportFormat,
         typer.Option("--format", help="csv, json (one array), jsonl, or parquet (needs pyarrow)."),
@@ -69,19 +66,9 @@ def command(
         Path | None,
         typer.Option("--output", "-o", metavar="FILE", help="Write here instead of stdout."),
     ] = None,
-    ledger: LedgerOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    app_name: AppOption = None,
-    user: UserOption = None,
-    thread: ThreadFilterOption = None,
 ) -> None:
     """Every matching call, one row each with all its columns; costs as exact decimals."""
-    out = Output()
-    with handled_errors(out):
-        filters = ledger_filter(since, until, app_name, user, thread)
-        with audit_ledger(ledger) as opened:
-            run(out, opened, filters, form, output)
+    run(out, ledger, filters, form, output)
 
 
 def call_row(call: CallRecord) -> dict[str, Any]:

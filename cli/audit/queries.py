@@ -9,20 +9,12 @@ from rich.console import Console
 from rich.table import Table
 
 from spendgraph.cli import formats as fmt
-from spendgraph.cli.audit.ledger import audit_ledger, note_nothing_found
+from spendgraph.cli.audit.command import audit_command
+from spendgraph.cli.audit.ledger import note_nothing_found
 from spendgraph.cli.console import Output
 from spendgraph.cli.options import (
-    AppOption,
-    JsonOption,
-    LedgerOption,
     LimitOption,
-    SinceOption,
-    ThreadFilterOption,
-    UntilOption,
-    UserOption,
     filter_json,
-    handled_errors,
-    ledger_filter,
 )
 from spendgraph.cli.tables import Col, fitted_table
 from spendgraph.providers.ledger import Ledger, LedgerFilter, QuerySort, QuerySummary
@@ -30,25 +22,18 @@ from spendgraph.providers.ledger import Ledger, LedgerFilter, QuerySort, QuerySu
 _ORDER = {QuerySort.TIME: "newest", QuerySort.COST: "costliest", QuerySort.TOKENS: "largest"}
 
 
+@audit_command()
 def command(
+    out: Output,
+    ledger: Ledger,
+    filters: LedgerFilter,
     limit: LimitOption = 50,
     sort: Annotated[
         QuerySort, typer.Option("--sort", help="Order: newest, costliest or largest first.")
     ] = QuerySort.TIME,
-    ledger: LedgerOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    app_name: AppOption = None,
-    user: UserOption = None,
-    thread: ThreadFilterOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """One line per query: time, id, app, status, calls, tokens, cost, latency."""
-    out = Output(json_mode=as_json)
-    with handled_errors(out):
-        filters = ledger_filter(since, until, app_name, user, thread)
-        with audit_ledger(ledger) as opened:
-            run(out, opened, filters, sort, limit)
+    run(out, ledger, filters, sort, limit)
 
 
 def run(out: Output, ledger: Ledger, filters: LedgerFilter, sort: QuerySort, limit: int) -> None:

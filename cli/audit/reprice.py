@@ -11,30 +11,26 @@ from typing import Annotated, Any
 import typer
 
 from spendgraph.cli import formats as fmt
-from spendgraph.cli.audit.ledger import audit_ledger, note_nothing_found
+from spendgraph.cli.audit.command import audit_command
+from spendgraph.cli.audit.ledger import note_nothing_found
 from spendgraph.cli.audit.reprice_calc import Tally, reprice
 from spendgraph.cli.audit.reprice_table import render
 from spendgraph.cli.audit.reprice_target import RepriceTarget, resolve_target
 from spendgraph.cli.console import Output
 from spendgraph.cli.options import (
-    AppOption,
     ConfigOption,
-    JsonOption,
-    LedgerOption,
     LimitOption,
-    SinceOption,
-    ThreadFilterOption,
-    UntilOption,
-    UserOption,
     filter_json,
-    handled_errors,
-    ledger_filter,
 )
 from spendgraph.providers.config import load_config
 from spendgraph.providers.ledger import Ledger, LedgerFilter
 
 
+@audit_command()
 def command(
+    out: Output,
+    ledger: Ledger,
+    filters: LedgerFilter,
     on: Annotated[
         str,
         typer.Option(
@@ -46,25 +42,13 @@ def command(
     ],
     config: ConfigOption = None,
     limit: LimitOption = 50,
-    ledger: LedgerOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    app_name: AppOption = None,
-    user: UserOption = None,
-    thread: ThreadFilterOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """What the selected queries would have cost at another endpoint's prices, with the ratio.
 
     Uses each call's recorded token buckets (uncached input, cached input,
     output) times the target's per-million-token prices, exactly.
     """
-    out = Output(json_mode=as_json)
-    with handled_errors(out):
-        filters = ledger_filter(since, until, app_name, user, thread)
-        target = resolve_target(on, load_config(config))
-        with audit_ledger(ledger) as opened:
-            run(out, opened, filters, target, limit)
+    run(out, ledger, filters, resolve_target(on, load_config(config)), limit)
 
 
 def run(

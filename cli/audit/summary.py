@@ -16,19 +16,11 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 
 from spendgraph.cli import formats as fmt
-from spendgraph.cli.audit.ledger import audit_ledger, note_nothing_found
+from spendgraph.cli.audit.command import audit_command
+from spendgraph.cli.audit.ledger import note_nothing_found
 from spendgraph.cli.console import Output
 from spendgraph.cli.options import (
-    AppOption,
-    JsonOption,
-    LedgerOption,
-    SinceOption,
-    ThreadFilterOption,
-    UntilOption,
-    UserOption,
     filter_json,
-    handled_errors,
-    ledger_filter,
 )
 from spendgraph.cli.tables import Col, fitted_table
 from spendgraph.providers.ledger import GroupBy, GroupTotal, Ledger, LedgerFilter
@@ -41,22 +33,15 @@ _PER_QUERY_PLACES = 8
 _PER_QUERY_QUANTUM = Decimal("1e-12")
 
 
+@audit_command()
 def command(
+    out: Output,
+    ledger: Ledger,
+    filters: LedgerFilter,
     by: Annotated[GroupBy, typer.Option("--by", help="What to group calls by.")] = GroupBy.AGENT,
-    ledger: LedgerOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
-    app_name: AppOption = None,
-    user: UserOption = None,
-    thread: ThreadFilterOption = None,
-    as_json: JsonOption = False,
 ) -> None:
     """Totals per group with share of spend, cost per query and a bar chart."""
-    out = Output(json_mode=as_json)
-    with handled_errors(out):
-        filters = ledger_filter(since, until, app_name, user, thread)
-        with audit_ledger(ledger) as opened:
-            run(out, opened, filters, by)
+    run(out, ledger, filters, by)
 
 
 def run(out: Output, ledger: Ledger, filters: LedgerFilter, by: GroupBy) -> None:
@@ -120,9 +105,7 @@ def group_json(group: GroupTotal, overall: GroupTotal) -> dict[str, Any]:
         **fmt.cost_json(group.spend),
         "share_of_priced_spend": None if part is None else round(float(part), 6),
         # Exact only when every call is priced; the known part is a lower bound.
-        "cost_per_query_usd": None
-        if group.spend.unpriced
-        else fmt.decimal_json(known_per_query),
+        "cost_per_query_usd": None if group.spend.unpriced else fmt.decimal_json(known_per_query),
         "cost_known_per_query_usd": fmt.decimal_json(known_per_query),
     }
 

@@ -78,7 +78,6 @@ def command(
         raise typer.Exit(1)
 
 
-
 @dataclass(frozen=True)
 class CheckResult:
     """What probing one endpoint found. ``ok`` when nothing failed."""

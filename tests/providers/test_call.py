@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
+from sim_faults import FAST_RETRY, fault
 
 from spendgraph.providers import ChatRequest, StreamCut
 from spendgraph.providers.ledger.records import CallStatus
 
 MESSAGES = [{"role": "user", "content": "Tell me about one call and its attempts."}]
-FAST_RETRY = """
-[routing]
-max_retries = 2
-backoff_initial_s = 0.01
-backoff_max_s = 0.05
-"""
-
-
-def fault(spec: str) -> dict[str, str]:
-    return {"x-sim-fault": f"{spec};key={uuid.uuid4().hex}"}
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
@@ -75,9 +64,7 @@ async def test_a_stream_failing_before_its_first_token_falls_back(
     assert layer.router.stats[second.endpoint.name].in_flight == 0
 
 
-async def test_a_stream_cut_after_its_first_token_is_not_retried(
-    make_layer, endpoint_toml, ledger
-):
+async def test_a_stream_cut_after_its_first_token_is_not_retried(make_layer, endpoint_toml, ledger):
     layer = make_layer(FAST_RETRY + endpoint_toml("only", "b200-nvfp4-0"))
     request = ChatRequest(messages=MESSAGES, max_tokens=32, extra_headers=fault("cut_after=3"))
     async with layer.query() as scope:

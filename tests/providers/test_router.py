@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import pytest
+from sim_faults import FAST_RETRY, fault
 
 from spendgraph.providers.chat import ChatRequest
 from spendgraph.providers.errors import BadRequest, NoEndpointAvailable
@@ -13,19 +13,6 @@ from spendgraph.providers.ledger.records import CallStatus
 from spendgraph.providers.local.sim.server import run_simulator_async
 
 MESSAGES = [{"role": "user", "content": "Route me somewhere sensible."}]
-FAST_RETRY = """
-[routing]
-max_retries = 2
-backoff_initial_s = 0.01
-backoff_max_s = 0.05
-cooldown_after_failures = 3
-cooldown_s = 60
-"""
-
-
-def fault(spec: str) -> dict[str, str]:
-    """A per-request fault header, keyed uniquely so parallel tests never share counters."""
-    return {"x-sim-fault": f"{spec};key={uuid.uuid4().hex}"}
 
 
 def priced(name: str, replica: str, price_in: str, extra: str = "") -> str:

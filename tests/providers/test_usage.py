@@ -37,4 +37,3 @@ def test_unknown_rate_makes_cost_unknown_only_when_needed():
     assert cost_of(Usage(input_uncached=10, output=5), partly) == Decimal("0.000006")
     assert cost_of(Usage(input_cached=10), partly) is None
     assert cost_of(Usage(output=1), None) is None
-

@@ -36,9 +36,7 @@ def simulator_config(
 ) -> SpendgraphConfig:
     """The shipped example config, its endpoints pointed at the running simulator ``sim``."""
     path = example_config_path()
-    return parse_config(
-        path.read_text(), source=str(path), env={**env, SIM_URL_ENV: sim.base_url}
-    )
+    return parse_config(path.read_text(), source=str(path), env={**env, SIM_URL_ENV: sim.base_url})
 
 
 @asynccontextmanager
