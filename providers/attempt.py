@@ -17,9 +17,10 @@ event loop for the GIL.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,8 +31,8 @@ from spendgraph.providers.context import QueryScope
 from spendgraph.providers.endpoint import Endpoint
 from spendgraph.providers.errors import BudgetExceeded, EndpointError, StreamCut
 from spendgraph.providers.ledger import Ledger
-from spendgraph.providers.ledger.records import CallRecord, CallStatus
-from spendgraph.providers.usage import Usage, UsageSource, cost_of
+from spendgraph.providers.ledger.records import CallRecord, CallStatus, QueryStatus
+from spendgraph.providers.usage import Usage, UsageSource, bound_cost, cost_of
 
 # Output bound reserved against a budget when a request sets no max_tokens; it
 # is also sent as max_tokens so the bound really holds.
@@ -58,6 +59,7 @@ class Outcome:
     generated_text: str = ""
     ttft_at: float | None = None  # perf_counter of the first token (streams)
     completion_text: str | None = None
+    output_counted: int | None = None  # output tokens counted as a budgeted stream arrived
 
 
 class Attempt:
@@ -86,18 +88,28 @@ class Attempt:
         # Counting costs CPU on the hot path: done only for a budget or a missing usage.
         self._prompt_estimate = prompt_estimate
         self.max_tokens = request.max_tokens
+        # Set by reserve() under a budget: the server's own prompt count (None when
+        # only tiktoken counted), and server tokens per tiktoken token.
+        self._prompt_exact: int | None = None
+        self.output_scale = 1.0
 
-    def reserve(self) -> None:
+    @property
+    def output_limit(self) -> int | None:
+        """Output tokens the budget hold covers; None when no budget applies (no counting)."""
+        return self.max_tokens if self._hold is not None else None
+
+    async def reserve(self) -> None:
         """Hold this call's upper bound against the query budget, or record a denial and raise."""
         budget = self.site.scope.budget if self.site.scope else None
         if budget is None or budget.limits.unlimited:
             return
         if self.max_tokens is None:
             self.max_tokens = BUDGET_DEFAULT_MAX_TOKENS
-        bound = Usage(input_uncached=self._prompt_estimate(), output=self.max_tokens)
+        prompt = await self._prompt_bound()
         try:
             self._hold = budget.reserve(
-                usd=cost_of(bound, self.endpoint.price), tokens=bound.total_tokens
+                usd=bound_cost(prompt, self.max_tokens, self.endpoint.price),
+                tokens=prompt + self.max_tokens,
             )
         except BudgetExceeded as exc:
             record = self._record(CallStatus.BUDGET_DENIED, Usage(), None, error=exc)
@@ -105,6 +117,22 @@ class Attempt:
             self._write(record)
             exc.record = record
             raise
+
+    async def _prompt_bound(self) -> int:
+        """The prompt as the server will count it: its tokenizer endpoint, else tiktoken
+        with the endpoint's margin. Only under a budget: it costs a round trip."""
+        estimate = self._prompt_estimate()
+        try:
+            exact = await self.endpoint.count_prompt(self.request.messages, self.request.tools)
+        except Exception:  # counting is best effort: the margin covers a failure
+            exact = None
+        if exact is None:
+            return math.ceil(estimate * (1 + self.endpoint.config.prompt_margin))
+        self._prompt_exact = exact
+        # A server counting more than tiktoken does so for output too: the stream
+        # meter scales its tiktoken counts by this (never below 1: that would loosen it).
+        self.output_scale = max(1.0, exact / estimate) if estimate else 1.0
+        return exact
 
     def body(self) -> dict[str, Any]:
         return self.request.body(
@@ -128,7 +156,10 @@ class Attempt:
         )
         budget = self.site.scope.budget if self.site.scope else None
         if budget is not None and self._hold is not None:
+            record = self._check_overrun(record)
             budget.settle(self._hold, usd=record.cost_usd, tokens=usage.total_tokens)
+            if budget.overrun is not None:
+                self.site.scope.status = QueryStatus.BUDGET_EXHAUSTED
         if self.site.scope is not None:
             self.site.scope.add(record)
         self._write(record)
@@ -136,8 +167,21 @@ class Attempt:
             raise interrupted
         return record
 
+    def _check_overrun(self, record: CallRecord) -> CallRecord:
+        """A cut stream is charged at most its hold; any other call above it is marked."""
+        hold, cost, tokens = self._hold, record.cost_usd, record.usage.total_tokens
+        if record.status is CallStatus.CUT_AT_BUDGET:
+            return replace(record, cost_usd=None if cost is None else min(cost, hold.usd))
+        over_usd = cost - hold.usd if cost is not None and cost > hold.usd else None
+        over_tokens = tokens - hold.tokens if tokens > hold.tokens else None
+        if over_usd is None and over_tokens is None:
+            return record
+        return replace(record, overrun_usd=over_usd, overrun_tokens=over_tokens)
+
     async def _count_usage(self, outcome: Outcome) -> Usage:
         """Usage when the server sent none: the prompt plus what arrived, counted."""
+        if outcome.status is CallStatus.CUT_AT_BUDGET:
+            return self._cut_usage(outcome)
         if outcome.status is CallStatus.ERROR and not isinstance(outcome.error, StreamCut):
             # Refused or unanswered (HTTP error, timeout, connection): nothing was
             # delivered, so nothing is charged.
@@ -150,6 +194,16 @@ class Attempt:
         if prompt is not None and output is not None:
             return Usage(input_uncached=prompt, output=output, source=UsageSource.COUNTED)
         return self._estimated_usage(outcome)
+
+    def _cut_usage(self, outcome: Outcome) -> Usage:
+        """A stream we closed at its bound: the prompt as reserved, the output as metered."""
+        # No round trip: the reservation already asked the server for the prompt.
+        exact = self._prompt_exact
+        return Usage(
+            input_uncached=self._prompt_estimate() if exact is None else exact,
+            output=min(outcome.output_counted or 0, self.max_tokens or 0),
+            source=UsageSource.ESTIMATED if exact is None else UsageSource.COUNTED,
+        )
 
     def _estimated_usage(self, outcome: Outcome) -> Usage:
         return Usage(

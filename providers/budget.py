@@ -47,6 +47,7 @@ class Budget:
         self._spent_usd = Decimal(0)
         self._spent_tokens = 0
         self._denied = 0
+        self._overrun: str | None = None  # why no further call may start, once one overran
 
     @property
     def spent_usd(self) -> Decimal:
@@ -60,6 +61,11 @@ class Budget:
     def denied(self) -> int:
         """How many reservations were refused."""
         return self._denied
+
+    @property
+    def overrun(self) -> str | None:
+        """What an overrunning call left behind (then every later reservation is refused)."""
+        return self._overrun
 
     def remaining_usd(self) -> Decimal | None:
         if self.limits.usd is None:
@@ -84,6 +90,8 @@ class Budget:
             return held
 
     def _check(self, usd: Decimal | None, tokens: int) -> str | None:
+        if self._overrun is not None:
+            return self._overrun
         limits = self.limits
         if limits.usd is not None:
             if usd is None:
@@ -104,12 +112,23 @@ class Budget:
         return None
 
     def settle(self, held: Reservation, *, usd: Decimal | None, tokens: int) -> None:
-        """Replace a reservation by what the call really cost (unknown cost keeps the hold)."""
+        """Replace a reservation by what the call really cost (unknown cost keeps the hold).
+
+        A call that cost more than it held (a non-streamed answer that ignored
+        max_tokens cannot be stopped) closes the budget: the spend may already
+        be past the limit, so no later call of the query may start.
+        """
         with self._lock:
             self._reserved_usd -= held.usd
             self._reserved_tokens -= held.tokens
             self._spent_usd += held.usd if usd is None else usd
             self._spent_tokens += tokens
+            over_usd = usd is not None and usd > held.usd
+            if (over_usd or tokens > held.tokens) and self._overrun is None:
+                self._overrun = (
+                    f"an earlier call overran its reservation (${usd} spent of ${held.usd} held, "
+                    f"{tokens} of {held.tokens} tokens); no further call of this query may start"
+                )
 
     def _limit_text(self) -> str:
         parts = []

@@ -19,7 +19,12 @@ from spendgraph.providers.chat import ChatRequest, ChatResult
 from spendgraph.providers.config import SpendgraphConfig
 from spendgraph.providers.context import current_agent_path, current_node, current_query
 from spendgraph.providers.endpoint import Endpoint
-from spendgraph.providers.errors import EndpointError, NoEndpointAvailable, StreamCut
+from spendgraph.providers.errors import (
+    EndpointError,
+    NoEndpointAvailable,
+    RateLimited,
+    StreamCut,
+)
 from spendgraph.providers.ledger import Ledger, new_sequential_id
 from spendgraph.providers.ledger.records import CallRecord, CallStatus
 from spendgraph.providers.retry import RetryPolicy
@@ -96,13 +101,19 @@ class ModelCall:
 
         Returns that endpoint with its slot still held (the caller releases it)
         and what ``once`` returned. A non-retryable error surfaces at once;
-        running out of candidates raises :class:`NoEndpointAvailable`.
+        running out of candidates (tried, or skipped by the router as open or
+        rate-limited) raises :class:`NoEndpointAvailable`.
         """
         router, retries = self.services.router, self.services.retries
         failures: list[EndpointError] = []
         candidates = self.candidates()
         while candidates:
-            endpoint = await router.checkout(candidates)
+            try:
+                endpoint = await router.checkout(candidates)
+            except NoEndpointAvailable as exc:
+                if not failures:
+                    raise
+                raise self._exhausted(failures, str(exc)) from None
             try:
                 value = await retries.run(
                     lambda: once(endpoint),  # noqa: B023 - awaited before the loop moves on
@@ -121,7 +132,7 @@ class ModelCall:
                 return endpoint, value
         raise self._exhausted(failures)
 
-    def begin(self, endpoint: Endpoint) -> Attempt:
+    async def begin(self, endpoint: Endpoint) -> Attempt:
         """A new attempt at ``endpoint``, its budget hold taken (or its refusal recorded)."""
         attempt = Attempt(
             endpoint,
@@ -132,22 +143,27 @@ class ModelCall:
             stream=self.stream,
             prompt_estimate=lambda: self.prompt_tokens(endpoint.config.tokenizer),
         )
-        attempt.reserve()
+        await attempt.reserve()
         return attempt
 
     async def settle(self, attempt: Attempt, outcome: Outcome) -> CallRecord:
         """Record how ``attempt`` ended and tell the router what it learned."""
         record = await attempt.finish(outcome)
         self.attempts.append(record)
-        router = self.services.router
+        router, error, endpoint = self.services.router, outcome.error, attempt.endpoint
+        latency_ms = record.latency_ms or 0.0
         if record.status is CallStatus.OK:
-            router.record_success(
-                attempt.endpoint, ttft_ms=record.ttft_ms, latency_ms=record.latency_ms or 0.0
-            )
-        elif isinstance(outcome.error, EndpointError) and (
-            outcome.error.retryable or isinstance(outcome.error, StreamCut)
-        ):
-            router.record_failure(attempt.endpoint)
+            router.record_success(endpoint, ttft_ms=record.ttft_ms, latency_ms=latency_ms)
+        elif isinstance(error, RateLimited):
+            # The server answered, so not a health failure; a wait longer than a
+            # call may stall for keeps every call off the endpoint until it is over.
+            if self.services.retries.waits_too_long(error):
+                router.rate_limited(endpoint, error.retry_after)
+            router.record_neutral(endpoint, latency_ms=latency_ms)
+        elif isinstance(error, EndpointError) and (error.retryable or isinstance(error, StreamCut)):
+            router.record_failure(endpoint, latency_ms=latency_ms)
+        else:  # rejected request, budget refusal, cancel: nothing learned, probe freed
+            router.record_neutral(endpoint, latency_ms=latency_ms)
         return record
 
     def result(self, response) -> ChatResult:
@@ -162,7 +178,7 @@ class ModelCall:
         return self.result(response)
 
     async def _complete_once(self, endpoint: Endpoint):
-        attempt = self.begin(endpoint)
+        attempt = await self.begin(endpoint)
         outcome = Outcome()
         try:
             response = await endpoint.complete(attempt.body())
@@ -191,9 +207,16 @@ class ModelCall:
             return f"{site.scope.thread_id}\0{site.agent_path}"
         return request.opening_key()
 
-    def _exhausted(self, failures: list[EndpointError]) -> NoEndpointAvailable:
+    def _exhausted(self, failures: list[EndpointError], skipped: str = "") -> NoEndpointAvailable:
         request = self.request
         detail = "; ".join(str(f) for f in failures[-5:])
+        # Say when the failed endpoints may be tried again (open breaker, long Retry-After).
+        router = self.services.router
+        tried = dict.fromkeys(f.endpoint for f in failures if f.endpoint in router.endpoints)
+        now_skipped = [router.endpoints[n] for n in tried if router.cooling(router.endpoints[n])]
+        why = [router.why_unusable(e) for e in now_skipped] + ([skipped] if skipped else [])
+        if why:
+            detail += "; now " + "; ".join(why)
         what = (
             f"endpoint {request.endpoint!r} failed after retries"
             if request.endpoint is not None

@@ -35,14 +35,15 @@ class RetryPolicy:
         return base * (1 - routing.backoff_jitter * self._rng.random())
 
     def gives_up(self, error: EndpointError, retry_number: int, cooling: bool) -> bool:
-        """No retry for non-retryable errors, after ``max_retries``, once the endpoint
-        cools down, or when the server asks for a longer wait than ``retry_after_max_s``
-        (the next endpoint is better than stalling)."""
-        too_long = error.retry_after is not None and (
-            error.retry_after > self.routing.retry_after_max_s
-        )
+        """No retry for non-retryable errors, after ``max_retries``, once the router
+        skips the endpoint (breaker open, rate-limited), or when the server asks for a
+        longer wait than ``retry_after_max_s`` (the next endpoint is better than stalling)."""
         exhausted = retry_number > self.routing.max_retries
-        return not error.retryable or exhausted or cooling or too_long
+        return not error.retryable or exhausted or cooling or self.waits_too_long(error)
+
+    def waits_too_long(self, error: EndpointError) -> bool:
+        """Whether the server's Retry-After exceeds ``retry_after_max_s``."""
+        return error.retry_after is not None and error.retry_after > self.routing.retry_after_max_s
 
     async def run(self, attempt: Callable[[], Awaitable[T]], cooling: Callable[[], bool]) -> T:
         """Await ``attempt()`` until it succeeds or :meth:`gives_up`; re-raise the last error."""
@@ -54,4 +55,6 @@ class RetryPolicy:
                 if self.gives_up(error, retry_number, cooling()):
                     raise
                 await asyncio.sleep(self.delay(error, retry_number))
+                if cooling():  # the breaker opened while we waited: fall back instead
+                    raise
                 retry_number += 1

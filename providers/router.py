@@ -1,10 +1,11 @@
-"""Choosing an endpoint: policies, observed speed, concurrency limits, cooldown.
+"""Choosing an endpoint: policies, observed speed, concurrency limits, health.
 
 The router orders the endpoints that serve a model or tier by the tier's policy
 (``cheapest``, ``fastest``, ``cheapest_within_slo``), appends the tier's
 fallbacks, and hands out concurrency slots. It learns from every attempt: an
-EWMA of time to first token and of latency, and a count of consecutive
-failures that puts an endpoint in cooldown.
+EWMA of time to first token and of latency, and each endpoint's circuit
+breaker and rate limit (:mod:`spendgraph.providers.health`), which make it skip
+an endpoint that is failing or has told us to wait.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from spendgraph.providers.config import SpendgraphConfig, TierConfig
 from spendgraph.providers.config.errors import did_you_mean
 from spendgraph.providers.endpoint import Endpoint
 from spendgraph.providers.errors import NoEndpointAvailable
+from spendgraph.providers.health import EndpointHealth
 
 # Expected output length for ranking by cost when a request sets no max_tokens.
 DEFAULT_EXPECTED_OUTPUT = 256
@@ -29,10 +31,9 @@ DEFAULT_EXPECTED_OUTPUT = 256
 class EndpointStats:
     """What the router has observed of one endpoint in this process."""
 
+    health: EndpointHealth
     ttft_ms: float | None = None
     latency_ms: float | None = None
-    consecutive_failures: int = 0
-    cooldown_until: float = 0.0
     in_flight: int = 0
 
     def speed_ms(self) -> float:
@@ -89,7 +90,18 @@ class Router:
     ):
         self.config = config
         self.endpoints = endpoints
-        self.stats = {name: EndpointStats() for name in endpoints}
+        routing = config.routing
+        self.stats = {
+            name: EndpointStats(
+                EndpointHealth(
+                    failure_rate=routing.breaker_failure_rate,
+                    min_attempts=routing.breaker_min_attempts,
+                    window_s=routing.breaker_window_s,
+                    open_s=routing.breaker_open_s,
+                )
+            )
+            for name in endpoints
+        }
         self._clock = clock
         # Replaced by a fresh Event at every release; waiters hold the old one.
         self._slot_freed = asyncio.Event()
@@ -173,8 +185,15 @@ class Router:
 
     # -- health ----------------------------------------------------------
 
+    def health(self, endpoint: Endpoint) -> EndpointHealth:
+        return self.stats[endpoint.name].health
+
     def cooling(self, endpoint: Endpoint) -> bool:
-        return self.stats[endpoint.name].cooldown_until > self._clock()
+        """Whether new requests skip ``endpoint`` (breaker open or probing, or rate-limited)."""
+        return not self.stats[endpoint.name].health.usable(self._clock())
+
+    def why_unusable(self, endpoint: Endpoint) -> str:
+        return f"{endpoint.name!r} " + self.health(endpoint).why_unusable(self._clock())
 
     def record_success(self, endpoint: Endpoint, *, ttft_ms: float | None, latency_ms: float):
         stats = self.stats[endpoint.name]
@@ -182,16 +201,22 @@ class Router:
         if ttft_ms is not None:
             stats.ttft_ms = _ewma(stats.ttft_ms, ttft_ms, alpha)
         stats.latency_ms = _ewma(stats.latency_ms, latency_ms, alpha)
-        stats.consecutive_failures = 0
+        now = self._clock()
+        stats.health.success(now, now - latency_ms / 1000)
 
-    def record_failure(self, endpoint: Endpoint) -> None:
-        """Count a failed attempt; enough in a row start the endpoint's cooldown."""
-        stats = self.stats[endpoint.name]
-        stats.consecutive_failures += 1
-        routing = self.config.routing
-        if stats.consecutive_failures >= routing.cooldown_after_failures:
-            stats.cooldown_until = self._clock() + routing.cooldown_s
-            stats.consecutive_failures = 0
+    def record_failure(self, endpoint: Endpoint, *, latency_ms: float) -> None:
+        """A failed attempt that lasted ``latency_ms``, for the endpoint's breaker."""
+        now = self._clock()
+        self.stats[endpoint.name].health.failure(now, now - latency_ms / 1000)
+
+    def record_neutral(self, endpoint: Endpoint, *, latency_ms: float) -> None:
+        """An attempt that says nothing about health (rejected request, cancel)."""
+        now = self._clock()
+        self.stats[endpoint.name].health.neutral(now, now - latency_ms / 1000)
+
+    def rate_limited(self, endpoint: Endpoint, retry_after_s: float) -> None:
+        """The server asked for ``retry_after_s`` of quiet: every call skips it until then."""
+        self.stats[endpoint.name].health.rate_limit(self._clock() + retry_after_s)
 
     # -- concurrency -----------------------------------------------------
 
@@ -204,19 +229,25 @@ class Router:
 
         With ``on_limit = "overflow"`` a full endpoint passes the request to the
         next candidate; with ``"wait"`` the request waits for the first one.
+        Open breakers and rate-limited endpoints are skipped; when no candidate
+        is left, :class:`NoEndpointAvailable` says why and when each recovers.
         """
+        stats = self.stats
         while True:
-            usable = [e for e in candidates if not self.cooling(e)]
+            now = self._clock()
+            usable = [e for e in candidates if stats[e.name].health.usable(now)]
             if not usable:
                 raise NoEndpointAvailable(
-                    "every candidate endpoint is cooling down after repeated failures: "
-                    + ", ".join(e.name for e in candidates)
+                    "no candidate endpoint is usable: "
+                    + "; ".join(self.why_unusable(e) for e in candidates)
                 )
             if self.config.routing.on_limit == "wait":
                 usable = usable[:1]
             chosen = next((e for e in usable if self._has_room(e)), None)
             if chosen is not None:
-                self.stats[chosen.name].in_flight += 1
+                chosen_stats = stats[chosen.name]
+                chosen_stats.in_flight += 1
+                chosen_stats.health.admit(now)
                 return chosen
             await self._slot_freed.wait()
 

@@ -13,6 +13,7 @@ last value wins, so cumulative reports are never added up.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
@@ -27,6 +28,7 @@ from spendgraph.providers.chat import ChatResult
 from spendgraph.providers.endpoint import Endpoint
 from spendgraph.providers.errors import EndpointError, StreamCut
 from spendgraph.providers.ledger.records import CallStatus
+from spendgraph.providers.tokens import count_text
 from spendgraph.providers.usage import Usage
 
 
@@ -113,6 +115,48 @@ class StreamAccumulator:
         )
 
 
+class OutputMeter:
+    """Counts a budgeted stream's output as it arrives, to close it at the hold's bound.
+
+    The server's cumulative usage is used when it sends it per chunk (exact);
+    otherwise each chunk's text is counted with tiktoken and scaled by how much
+    more the server's tokenizer counted the prompt (``Attempt.output_scale``).
+    """
+
+    __slots__ = ("_local", "_reported", "encoding", "limit", "scale")
+
+    def __init__(self, limit: int, scale: float, encoding: str):
+        self.limit, self.scale, self.encoding = limit, scale, encoding
+        self._local = 0
+        self._reported: int | None = None
+
+    @property
+    def counted(self) -> int:
+        if self._reported is not None:
+            return self._reported
+        return math.ceil(self._local * self.scale)
+
+    def add(self, chunk: ChatCompletionChunk) -> bool:
+        """Count ``chunk``; True when the output would go past the bound with it."""
+        usage = chunk.usage
+        if usage is not None and usage.completion_tokens is not None:
+            self._reported = int(usage.completion_tokens)
+        else:
+            text = "".join(_chunk_text(choice.delta) for choice in chunk.choices)
+            if text:
+                self._local += count_text(text, self.encoding)
+        return self.counted > self.limit
+
+
+def _chunk_text(delta: Any) -> str:
+    calls = "".join(
+        (c.function.name or "") + (c.function.arguments or "")
+        for c in delta.tool_calls or ()
+        if c.function is not None
+    )
+    return (delta.content or "") + calls
+
+
 class ChatStream:
     """A streamed call: iterate for ``ChatCompletionChunk``s; ``result`` is set at the end.
 
@@ -181,11 +225,13 @@ class _StreamState:
 
     async def _open(self, endpoint: Endpoint) -> _OpenStream:
         """Start a stream and read it up to its first token, so failures before it can retry."""
-        attempt = self.call.begin(endpoint)
+        attempt = await self.call.begin(endpoint)
         opened = _OpenStream(attempt)
         try:
             opened.chunks = await endpoint.open_stream(attempt.body())
             async for chunk in opened.chunks:
+                if opened.meter is not None:
+                    opened.meter.add(chunk)  # the first token is always delivered
                 opened.accumulator.add(chunk)
                 opened.buffered.append(chunk)
                 if opened.accumulator.first_token_at is not None:
@@ -206,6 +252,11 @@ class _StreamState:
                 yield chunk
             if not opened.exhausted:
                 async for chunk in opened.chunks:
+                    if opened.meter is not None and opened.meter.add(chunk):
+                        # Past the hold: stop reading (closing below tells the
+                        # server) so the call cannot cost more than it reserved.
+                        opened.cut_at_budget()
+                        break
                     opened.accumulator.add(chunk)
                     yield chunk
         except EndpointError as exc:
@@ -234,7 +285,7 @@ class _StreamState:
 class _OpenStream:
     """A stream that has produced its first token, with what it buffered so far."""
 
-    __slots__ = ("accumulator", "attempt", "buffered", "chunks", "exhausted")
+    __slots__ = ("accumulator", "attempt", "buffered", "chunks", "cut", "exhausted", "meter")
 
     def __init__(self, attempt: Attempt):
         self.attempt = attempt
@@ -242,16 +293,30 @@ class _OpenStream:
         self.buffered: list[ChatCompletionChunk] = []
         self.chunks = None
         self.exhausted = False
+        self.cut = False
+        limit = attempt.output_limit  # None without a budget: nothing is counted
+        self.meter = (
+            None
+            if limit is None
+            else OutputMeter(limit, attempt.output_scale, attempt.endpoint.config.tokenizer)
+        )
+
+    def cut_at_budget(self) -> None:
+        self.cut = True
+        self.accumulator.finish_reason = "length"  # what the consumer sees: a capped answer
 
     def outcome(self, error: BaseException | None) -> Outcome:
         acc = self.accumulator
-        if error is None:
+        if error is None and self.cut:
+            status = CallStatus.CUT_AT_BUDGET
+        elif error is None:
             status = CallStatus.OK
         elif isinstance(error, EndpointError):
             status = CallStatus.ERROR
         else:  # CancelledError, GeneratorExit (the consumer stopped), or a bug upstream
             status = CallStatus.CANCELLED
         text = "".join(acc.content)
+        meter = self.meter
         return Outcome(
             status=status,
             usage=acc.usage if status is CallStatus.OK else None,
@@ -259,4 +324,5 @@ class _OpenStream:
             generated_text=acc.generated_text(),
             ttft_at=acc.first_token_at,
             completion_text=text or None,
+            output_counted=None if meter is None else min(meter.counted, meter.limit),
         )

@@ -103,3 +103,17 @@ def cost_of(usage: Usage, price: Price | None) -> Decimal | None:
             return None
         total += Decimal(tokens) * rate
     return total / PER_MILLION
+
+
+def bound_cost(prompt_tokens: int, output_tokens: int, price: Price) -> Decimal | None:
+    """The most ``prompt_tokens`` + ``output_tokens`` can cost at ``price``.
+
+    The prompt is priced at the dearer of the two input rates: whether the
+    server's prefix cache hits is not known before the call, and a price built
+    in code may rate cached input above uncached.
+    """
+    rates = (price.input_uncached, price.input_cached)
+    if prompt_tokens and None in rates:
+        return None
+    dearest = Price(max(rates), max(rates), price.output) if prompt_tokens else price
+    return cost_of(Usage(input_uncached=prompt_tokens, output=output_tokens), dearest)

@@ -27,6 +27,7 @@ _STATUS_STYLE = {
     CallStatus.ERROR: "red",
     CallStatus.CANCELLED: "yellow",
     CallStatus.BUDGET_DENIED: "magenta",
+    CallStatus.CUT_AT_BUDGET: "magenta",
 }
 
 
@@ -50,7 +51,7 @@ def run(out: Output, ledger: Ledger, query_id: str) -> None:
             {
                 "ledger": ledger.url,
                 "query": summary_json(summary),
-                "calls": [call_row(call) for call in calls],
+                "calls": [_call_json(call) for call in calls],
             }
         )
         return
@@ -133,7 +134,26 @@ def call_text(call: CallRecord) -> Text:
         f" ({fmt.tokens(usage.reasoning)} reasoning)" if usage.reasoning else "",
         f" · usage {usage.source}",
     )
+    if call.overrun_usd is not None or call.overrun_tokens is not None:
+        text.append(f"\n{overrun_text(call)}", style="bold red")
     return text
+
+
+def overrun_text(call: CallRecord) -> str:
+    """The line a call that cost more than its budget hold gets."""
+    parts = []
+    if call.overrun_usd is not None:
+        parts.append(f"{fmt.usd(call.overrun_usd)}")
+    if call.overrun_tokens is not None:
+        parts.append(f"{fmt.tokens(call.overrun_tokens)} tokens")
+    return f"OVERRUN: {' and '.join(parts)} above its budget reservation (query stopped)"
+
+
+def _call_json(call: CallRecord) -> dict:
+    row = call_row(call)
+    row["overrun_usd"] = fmt.decimal_json(call.overrun_usd)
+    row["overrun_tokens"] = call.overrun_tokens
+    return row
 
 
 def _status(call: CallRecord) -> str:

@@ -6,12 +6,13 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
-from spendgraph.providers.config.base import ConfigModel, NonEmptyStr
+from spendgraph.providers.config.base import ConfigModel, NonEmptyStr, as_decimal
 from spendgraph.providers.config.errors import did_you_mean, show
 from spendgraph.providers.config.prices import PriceConfig
 from spendgraph.providers.errors import ConfigError
@@ -99,6 +100,12 @@ class EndpointConfig(ConfigModel):
     timeout_s: Annotated[float, Field(gt=0)] = 60.0
     tokenizer: Tokenizer = "o200k_base"
     tokenize_api: Literal["none", "vllm", "llamacpp"] = "none"
+    # Under a budget, a prompt counted locally (no tokenize_api, or it failed) is
+    # reserved as tiktoken's count x (1 + prompt_margin): the server's tokenizer
+    # may count more than tiktoken does.
+    prompt_margin: Annotated[Decimal, BeforeValidator(as_decimal), Field(ge=0, le=10)] = Decimal(
+        "0.1"
+    )
     tags: list[NonEmptyStr] = Field(default_factory=list)
 
     @model_validator(mode="before")

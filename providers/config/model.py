@@ -37,8 +37,11 @@ class TierConfig(ConfigModel):
     prefix_affinity: bool = False
 
 
+_COOLDOWN_KEYS = ("cooldown_after_failures", "cooldown_s")
+
+
 class RoutingConfig(ConfigModel):
-    """Defaults for every tier, retries, backoff, cooldown and concurrency overflow."""
+    """Defaults for every tier, retries, backoff, the circuit breaker and concurrency overflow."""
 
     policy: Policy = "cheapest"
     max_retries: Annotated[int, Field(ge=0)] = 2
@@ -48,10 +51,29 @@ class RoutingConfig(ConfigModel):
     # A server's Retry-After is honoured up to this long; asking for longer sends
     # the request to the next endpoint instead of stalling it.
     retry_after_max_s: Annotated[float, Field(ge=0)] = 30.0
-    cooldown_after_failures: Annotated[int, Field(ge=1)] = 3
-    cooldown_s: Annotated[float, Field(ge=0)] = 30.0
+    # The circuit breaker (see providers/health.py): open when, with at least
+    # breaker_min_attempts in the last breaker_window_s, breaker_failure_rate of
+    # them failed; probe with one request after breaker_open_s. At 30% transient
+    # errors a fresh window trips on 40 attempts about 1% of the time, on 20 about 6%.
+    breaker_failure_rate: Annotated[float, Field(gt=0, le=1)] = 0.5
+    breaker_min_attempts: Annotated[int, Field(ge=1)] = 40
+    breaker_window_s: Annotated[float, Field(gt=0)] = 10.0
+    breaker_open_s: Annotated[float, Field(ge=0)] = 30.0
     on_limit: Literal["overflow", "wait"] = "overflow"
     ewma_alpha: Annotated[float, Field(gt=0, le=1)] = 0.3
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_cooldown_keys(cls, data: Any) -> Any:
+        # Not mapped: a count of failures in a row has no faithful rate equivalent.
+        old = [key for key in _COOLDOWN_KEYS if isinstance(data, Mapping) and key in data]
+        if old:
+            raise ValueError(
+                f"{' and '.join(old)} {'was' if len(old) == 1 else 'were'} replaced by the "
+                "circuit breaker: set breaker_failure_rate, breaker_min_attempts, "
+                "breaker_window_s and breaker_open_s instead"
+            )
+        return data
 
     @model_validator(mode="after")
     def _check_backoff(self) -> RoutingConfig:

@@ -6,13 +6,17 @@ import hashlib
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
 
 from spendgraph.providers.config.base import ConfigModel, NonEmptyStr, as_decimal
 from spendgraph.providers.usage import PER_MILLION, Price
 
 _SECONDS_PER_HOUR = Decimal(3600)
-Rate = Annotated[Decimal, BeforeValidator(as_decimal), Field(ge=0)]
+# $1 per token (or per GPU-second-ish hour): far above any real rate, low enough
+# that a budget can still bound a call. A typo such as 1e308 would make every
+# reservation absurd (or overflow the ledger's decimals), so it is refused.
+MAX_RATE = 1_000_000  # an int: the error message shows it as written
+Rate = Annotated[Decimal, BeforeValidator(as_decimal), Field(ge=0, le=MAX_RATE)]
 
 
 class PriceConfig(ConfigModel):
@@ -44,6 +48,19 @@ class PriceConfig(ConfigModel):
     output_tokens_per_s: Annotated[float, Field(gt=0)] | None = None
     version: NonEmptyStr | None = None
 
+    @field_validator("cached_input")
+    @classmethod
+    def _cached_not_above_input(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        # Reservations price the prompt at one rate; a cached rate above the
+        # uncached one is almost surely a swapped pair, and would break that bound.
+        explicit = info.data.get("input")
+        if value is not None and explicit is not None and value > explicit:
+            raise ValueError(
+                f"expected cached_input <= input ({explicit}), got {value}; "
+                "a prefix-cache hit cannot cost more than uncached input"
+            )
+        return value
+
     @model_validator(mode="after")
     def _check_derivation(self) -> PriceConfig:
         has_throughput = self.input_tokens_per_s is not None or self.output_tokens_per_s is not None
@@ -63,6 +80,22 @@ class PriceConfig(ConfigModel):
             raise ValueError(
                 "gpu_hour_usd needs a measured input_tokens_per_s and/or output_tokens_per_s "
                 "to derive rates from"
+            )
+        return self._check_derived_rates()
+
+    def _check_derived_rates(self) -> PriceConfig:
+        price = self.to_price()
+        for name, rate in (("input", price.input_uncached), ("output", price.output)):
+            if rate is not None and rate > MAX_RATE:
+                raise ValueError(
+                    f"the derived {name} rate {rate:.6g} $/M tokens is above {MAX_RATE}; "
+                    "check gpu_hour_usd and the measured throughputs"
+                )
+        cached, input_ = price.input_cached, price.input_uncached
+        if cached is not None and input_ is not None and cached > input_:
+            raise ValueError(
+                f"cached_input {cached} is above the derived input rate {input_:.6g}; "
+                "a prefix-cache hit cannot cost more than uncached input"
             )
         return self
 

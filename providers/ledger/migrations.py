@@ -7,9 +7,8 @@ and records each new version. A ledger whose version is newer than the code's
 last step is refused untouched.
 
 A fresh ledger replays the steps from version 1, so a released step must never
-change. Today version 1 builds the tables from the models. The first time a
-model changes, freeze version 1 (copy today's table definitions into
-``_create_initial_schema``) and express the change as step 2; the tests
+change. Version 1 is frozen in ``schema_v1.py``; every model change since is a
+step here; the tests
 ``test_schema_snapshot`` (fails on any model change) and
 ``test_fresh_schema_matches_the_models`` (replayed steps == models) keep the
 two in step.
@@ -23,11 +22,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, insert, inspect, select, text, update
+from sqlalchemy import Column, Connection, Engine, Integer, insert, inspect, select, text, update
 
 from spendgraph.providers.errors import LedgerError
+from spendgraph.providers.ledger.schema_v1 import create_schema_v1
+from spendgraph.providers.ledger.sqltypes import ExactDecimal
 from spendgraph.providers.ledger.store import WRITE_OPTION
-from spendgraph.providers.ledger.tables import CALL, META, QUERY, LedgerModel
+from spendgraph.providers.ledger.tables import CALL, META, QUERY
 
 SCHEMA_VERSION_KEY = "schema_version"
 # Serialises concurrent migrations of one PostgreSQL database (several
@@ -44,12 +45,23 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
-def _create_initial_schema(conn: Connection) -> None:
-    LedgerModel.metadata.create_all(conn, tables=[QUERY, CALL, META])
+def _add_column(conn: Connection, table: str, column: Column) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` (nullable, so old rows read as NULL) in this dialect."""
+    kind = column.type.compile(dialect=conn.dialect)
+    name = conn.dialect.identifier_preparer.quote(column.name)
+    conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
+def _add_overrun(conn: Connection) -> None:
+    # NULL on every old row: no call before this version overran a reservation
+    # that we know of. The new status value cut_at_budget needs no DDL.
+    _add_column(conn, "call", Column("overrun_usd", ExactDecimal()))
+    _add_column(conn, "call", Column("overrun_tokens", Integer()))
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "initial schema: query, call, ledger_meta", _create_initial_schema),
+    Migration(1, "initial schema: query, call, ledger_meta", create_schema_v1),
+    Migration(2, "call.overrun_usd, call.overrun_tokens (budget overruns)", _add_overrun),
 )
 
 

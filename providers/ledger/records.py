@@ -43,6 +43,8 @@ class CallStatus(StrEnum):
     ERROR = "error"
     CANCELLED = "cancelled"
     BUDGET_DENIED = "budget_denied"
+    # A stream closed by us when its output reached the reservation's bound.
+    CUT_AT_BUDGET = "cut_at_budget"
 
 
 class QueryStatus(StrEnum):
@@ -86,6 +88,8 @@ class CallRecord:
     http_status: int | None = None
     prompt_text: str | None = None  # only when the query opted in to storing text
     completion_text: str | None = None
+    overrun_usd: Decimal | None = None  # cost above the budget hold, when it overran
+    overrun_tokens: int | None = None  # tokens above the hold, when they overran
     id: str = field(default_factory=new_sequential_id)
 
 

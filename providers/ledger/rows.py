@@ -49,6 +49,8 @@ def call_params(record: CallRecord) -> dict[str, Any]:
         # Text only when the record carries it (the query opted in).
         "prompt_text": record.prompt_text,
         "completion_text": record.completion_text,
+        "overrun_usd": None if record.overrun_usd is None else check_decimal(record.overrun_usd),
+        "overrun_tokens": record.overrun_tokens,
     }
 
 
@@ -117,4 +119,6 @@ def call_from_row(row: Mapping[str, Any]) -> CallRecord:
         http_status=row["http_status"],
         prompt_text=row["prompt_text"],
         completion_text=row["completion_text"],
+        overrun_usd=row["overrun_usd"],
+        overrun_tokens=row["overrun_tokens"],
     )

@@ -77,6 +77,10 @@ class Call(LedgerModel, table=True):
     cost_usd: Decimal | None = Field(default=None, sa_type=ExactDecimal)
     prompt_text: str | None = Field(default=None, sa_type=Text)
     completion_text: str | None = Field(default=None, sa_type=Text)
+    # Set when a call cost more than its budget reservation (a server that
+    # ignored max_tokens, a prompt the server counted higher): by how much.
+    overrun_usd: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    overrun_tokens: int | None = None
 
 
 class LedgerMeta(LedgerModel, table=True):

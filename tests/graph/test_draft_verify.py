@@ -44,7 +44,9 @@ async def test_the_verdict_decides_between_draft_and_correction(layer, ledger_ro
         (verdict,) = [e for e in events if isinstance(e, VerdictReady)]
         assert events.index(draft) < events.index(verdict)
         assert draft.text == result.state["draft"] and draft.latency_target_ms == 400
-        assert draft.within_target is True  # the simulator at time scale 0 is fast
+        # Whether it met the target is the measured TTFT against it (no timing assumption:
+        # a loaded machine may well take 400 ms).
+        assert draft.ttft_ms is not None and draft.within_target == (draft.ttft_ms <= 400)
         assert result.state["verdict"] == {
             "accepted": verdict.accepted,
             "problems": verdict.problems,

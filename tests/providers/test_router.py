@@ -1,4 +1,4 @@
-"""Routing through the real simulator: policies, retries, fallback, cooldown, concurrency."""
+"""Routing through the real simulator: policies, retries, fallback, breaker, concurrency."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sim_faults import FAST_RETRY, fault
 
 from spendgraph.providers.chat import ChatRequest
 from spendgraph.providers.errors import BadRequest, NoEndpointAvailable
+from spendgraph.providers.health import CLOSED, OPEN
 from spendgraph.providers.ledger.records import CallStatus
 from spendgraph.providers.local.sim.server import run_simulator_async
 
@@ -297,3 +298,127 @@ async def test_equal_prices_spread_concurrent_requests_least_loaded_first(make_l
         results = await asyncio.gather(*(layer.chat(request) for _ in range(8)))
     used = [r.call.endpoint.name for r in results]
     assert len(set(used)) == 4 and all(used.count(name) == 2 for name in set(used))
+
+
+# -- the circuit breaker and long Retry-After ----------------------------------------
+
+CALLERS, CALLS = 20, 300
+
+
+def breaker_routing(max_retries: int = 2, **breaker: object) -> str:
+    keys = "".join(f"breaker_{key} = {value}\n" for key, value in breaker.items())
+    return (
+        f"[routing]\nmax_retries = {max_retries}\nbackoff_initial_s = 0.001\n"
+        f"backoff_max_s = 0.005\n{keys}"
+    )
+
+
+async def run_calls(layer, headers: dict[str, str]) -> list[object]:
+    """CALLS calls from CALLERS concurrent callers; each call's result or exception."""
+    outcomes: list[object] = []
+    pending = iter(range(CALLS))
+
+    async def caller():
+        for _ in pending:
+            try:
+                request = ChatRequest(messages=MESSAGES, max_tokens=4, extra_headers=headers)
+                outcomes.append(await layer.chat(request))
+            except NoEndpointAvailable as exc:
+                outcomes.append(exc)
+
+    await asyncio.gather(*(caller() for _ in range(CALLERS)))
+    return outcomes
+
+
+async def test_transient_errors_under_concurrency_fail_no_more_than_retries_allow(
+    make_layer, ledger
+):
+    # 30% of attempts fail at random; four attempts per call leave 0.3**4 = 0.8%
+    # of calls failed. The old consecutive-failure cooldown failed 86% of them.
+    layer = make_layer(breaker_routing(max_retries=3) + priced("only", "b200-nvfp4-0", "0.02"))
+    async with layer.query() as scope:
+        outcomes = await run_calls(layer, fault("status=503;rate=0.3"))
+    failed = sum(isinstance(o, NoEndpointAvailable) for o in outcomes)
+    assert len(outcomes) == CALLS and failed / CALLS < 0.03
+    assert layer.router.health(layer.endpoints["only"]).state is CLOSED
+    ledger.flush()
+    rows = ledger.calls_for_query(scope.id)
+    errors = sum(r.status is CallStatus.ERROR for r in rows)
+    assert 0.2 < errors / len(rows) < 0.4  # every attempt is a row; about 30% of them failed
+
+
+async def test_a_dead_endpoint_stops_getting_traffic_once_its_breaker_opens(make_layer, ledger):
+    layer = make_layer(
+        breaker_routing(open_s=60)
+        + priced("dead", "b200-nvfp4-0", "0.02")
+        + priced("steady", "h200-fp8-0", "0.1")
+    )
+    async with layer.query() as scope:
+        outcomes = await run_calls(layer, fault("status=503;replica=b200-nvfp4-0"))
+    assert not [o for o in outcomes if isinstance(o, Exception)]
+    dead = layer.router.health(layer.endpoints["dead"])
+    assert dead.state is OPEN
+    ledger.flush()
+    rows = [r for r in ledger.calls_for_query(scope.id) if r.endpoint.name == "dead"]
+    # min_attempts (40) to open it, plus at most one in-flight attempt per caller;
+    # without the breaker all 900 attempts would have gone there.
+    assert len(rows) <= 40 + CALLERS
+
+
+async def wait_until_usable(layer, name: str) -> None:
+    for _ in range(500):
+        if not layer.router.cooling(layer.endpoints[name]):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{name} never became usable")
+
+
+async def test_half_open_probes_with_one_request_and_recovers(make_layer, ledger):
+    layer = make_layer(
+        breaker_routing(min_attempts=3, open_s=0.05)
+        + priced("flaky", "b200-nvfp4-0", "0.02")
+        + priced("steady", "h200-fp8-0", "0.1")
+    )
+    flaky = layer.router.health(layer.endpoints["flaky"])
+    down = fault("status=503;replica=b200-nvfp4-0")
+    first = await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=4, extra_headers=down))
+    assert first.call.endpoint.name == "steady" and flaky.state is OPEN
+    await wait_until_usable(layer, "flaky")
+    # Still down: the probe (one attempt, no retries at an open breaker) fails, it reopens.
+    probed = await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=4, extra_headers=down))
+    assert [a.endpoint.name for a in probed.attempts] == ["flaky", "steady"]
+    assert flaky.state is OPEN
+    await wait_until_usable(layer, "flaky")
+    healed = await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=4))
+    assert [a.endpoint.name for a in healed.attempts] == ["flaky"] and flaky.state is CLOSED
+
+
+LONG_WAIT = "[routing]\nretry_after_max_s = 1\n"
+
+
+async def test_a_long_retry_after_falls_back_and_later_calls_skip_the_endpoint(make_layer, ledger):
+    layer = make_layer(
+        LONG_WAIT + priced("limited", "b200-nvfp4-0", "0.02") + priced("other", "h200-fp8-0", "0.1")
+    )
+    limited = fault("status=429;retry_after=60;replica=b200-nvfp4-0")
+    result = await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=4, extra_headers=limited))
+    assert [(a.endpoint.name, a.error_kind) for a in result.attempts] == [
+        ("limited", "rate_limited"),
+        ("other", None),
+    ]
+    assert layer.router.cooling(layer.endpoints["limited"])
+    assert layer.router.health(layer.endpoints["limited"]).state is CLOSED  # not a failure
+    later = await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=4))
+    assert [a.endpoint.name for a in later.attempts] == ["other"]
+
+
+async def test_a_long_retry_after_with_no_other_endpoint_names_the_wait(make_layer, ledger):
+    layer = make_layer(LONG_WAIT + priced("only", "b200-nvfp4-0", "0.02"))
+    limited = fault("status=429;retry_after=60")
+    with pytest.raises(NoEndpointAvailable, match=r"rate-limited .*usable again in (59|60)\.\d s"):
+        await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=4, extra_headers=limited))
+    async with layer.query() as scope:
+        with pytest.raises(NoEndpointAvailable, match=r"no candidate endpoint is usable: 'only'"):
+            await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=4))
+    ledger.flush()
+    assert ledger.calls_for_query(scope.id) == []  # skipped without an HTTP attempt

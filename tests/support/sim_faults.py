@@ -9,8 +9,8 @@ FAST_RETRY = """
 max_retries = 2
 backoff_initial_s = 0.01
 backoff_max_s = 0.05
-cooldown_after_failures = 3
-cooldown_s = 60
+breaker_min_attempts = 3
+breaker_open_s = 60
 """
 
 

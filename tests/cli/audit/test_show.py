@@ -142,3 +142,48 @@ def test_totals_count_refusals_apart_from_failures(cli, refusals_ledger):
     payload = json.loads(cli("audit", "show", "5e5e", "--ledger", refusals_ledger, "--json").stdout)
     query = payload["query"]
     assert (query["calls"], query["failed_calls"], query["refused_calls"]) == (4, 1, 2)
+
+
+def _overrun_ledger(tmp_path) -> tuple[str, str]:
+    from decimal import Decimal
+
+    from spendgraph.providers.ledger import Ledger
+    from spendgraph.providers.ledger.records import (
+        CallRecord,
+        CallStatus,
+        EndpointInfo,
+        QueryRecord,
+        QueryStatus,
+    )
+    from spendgraph.providers.usage import Usage
+
+    path = str(tmp_path / "overrun.db")
+    query = QueryRecord(app="a", budget_usd=Decimal("0.001"))
+    call = CallRecord(
+        endpoint=EndpointInfo(name="stub", model="m"),
+        status=CallStatus.OK,
+        usage=Usage(10, 0, 64),
+        cost_usd=Decimal("0.000266"),
+        price_version="v",
+        query_id=query.id,
+        overrun_usd=Decimal("0.000192"),
+        overrun_tokens=48,
+    )
+    with Ledger.open(path) as ledger:
+        ledger.submit_open_query(query)
+        ledger.submit_call(call)
+        ledger.submit_close_query(query.id, QueryStatus.BUDGET_EXHAUSTED)
+        ledger.flush()
+    return path, query.id
+
+
+def test_an_overrunning_call_gets_its_overrun_line(cli, tmp_path):
+    path, query_id = _overrun_ledger(tmp_path)
+    result = cli("audit", "show", query_id, "--ledger", path)
+    assert result.exit_code == 0, result.output
+    assert "OVERRUN: $0.000192 and 48 tokens above its budget reservation" in _flat(result.output)
+    assert "budget_exhausted" in result.output
+
+    payload = json.loads(cli("audit", "show", query_id, "--ledger", path, "--json").stdout)
+    (call,) = payload["calls"]
+    assert call["overrun_usd"] == "0.000192" and call["overrun_tokens"] == 48

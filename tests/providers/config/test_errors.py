@@ -261,6 +261,16 @@ BAD_CONFIGS = [
         id="backoff-max-below-initial",
     ),
     pytest.param(
+        ENDPOINT + "[routing]\ncooldown_after_failures = 3\ncooldown_s = 30\n",
+        {},
+        [
+            "key 'routing'",
+            "cooldown_after_failures and cooldown_s were replaced by the circuit breaker",
+            "breaker_failure_rate, breaker_min_attempts, breaker_window_s and breaker_open_s",
+        ],
+        id="old-cooldown-keys",
+    ),
+    pytest.param(
         ENDPOINT + "[routing]\non_limit = 'queue'\n",
         {},
         ["key 'routing.on_limit'", "expected one of 'overflow' or 'wait'"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from config_samples import PRICE
+from config_samples import PRICE, load_error
 
 from spendgraph.providers.config import (
     EndpointConfig,
@@ -97,3 +97,30 @@ def test_price_version():
     assert auto.startswith("auto-")
     assert PriceConfig(input=Decimal("0.1"), output=Decimal("2.0")).to_price().version == auto
     assert PriceConfig(input=Decimal("0.11"), output=2).to_price().version != auto
+
+
+# -- prices that would make a budget bound impossible ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rates", "key", "expected"),
+    [
+        ("input = 1.0\ncached_input = 2.0\n", "price.cached_input", "cached_input <="),
+        ("input = 1e308\noutput = 1.0\n", "price.input", "<= 1000000"),
+        ("input = 1.0\noutput = 1e308\n", "price.output", "<= 1000000"),
+        ("input = nan\noutput = 1.0\n", "price.input", "finite"),
+        ("input = 1.0\noutput = -0.5\n", "price.output", ">= 0"),
+        ("input = 1.0\ncached_input = -1.0\noutput = 1.0\n", "price.cached_input", ">= 0"),
+        ("gpu_hour_usd = 2.0\ninput_tokens_per_s = 1e-9\n", "price'", "derived input rate"),
+        (
+            "gpu_hour_usd = 3.6\ninput_tokens_per_s = 1000.0\ncached_input = 5.0\n",
+            "price'",
+            "above the derived input rate",
+        ),
+    ],
+)
+def test_prices_that_break_a_budget_bound_are_refused(tmp_path, rates, key, expected):
+    message, path = load_error(tmp_path, PRICE + rates)
+    assert str(path) in message
+    assert f"(a).{key}" in message
+    assert expected in message

@@ -17,7 +17,8 @@ def _add_region(conn) -> None:
     conn.exec_driver_sql("UPDATE call SET region = 'eu'")
 
 
-V2 = (*MIGRATIONS, Migration(2, "test only: call.region", _add_region))
+NEXT = len(MIGRATIONS) + 1  # the version a test-only step gets
+V2 = (*MIGRATIONS, Migration(NEXT, "test only: call.region", _add_region))
 
 
 def _version(kit, url: str) -> int:
@@ -34,8 +35,8 @@ def _has_region(kit, url: str) -> bool:
 
 
 def test_a_fresh_ledger_is_at_the_latest_version(ledger: Ledger, ledger_url, kit):
-    assert ledger.schema_version == latest_version() == 1
-    assert _version(kit, ledger_url) == 1
+    assert ledger.schema_version == latest_version() == 2
+    assert _version(kit, ledger_url) == 2
 
 
 async def test_an_old_ledger_migrates_keeping_its_rows(ledger_url, kit):
@@ -47,20 +48,20 @@ async def test_an_old_ledger_migrates_keeping_its_rows(ledger_url, kit):
             await v1.record_call(record)
 
     async with Ledger.open(ledger_url, migrations=V2) as v2:
-        assert v2.schema_version == 2
+        assert v2.schema_version == NEXT
         assert v2.calls_for_query(query.id) == records
         assert v2.query_summary(query.id).spend.calls == 3
-    assert _version(kit, ledger_url) == 2
+    assert _version(kit, ledger_url) == NEXT
     assert kit.execute_raw(ledger_url, "SELECT DISTINCT region FROM call") == [("eu",)]
 
 
 def test_a_newer_ledger_is_refused_and_left_alone(ledger_url, kit):
     Ledger.open(ledger_url, migrations=V2).close()
 
-    with pytest.raises(LedgerError, match=r"schema version 2, newer than this spendgraph knows"):
+    with pytest.raises(LedgerError, match=rf"schema version {NEXT}, newer than this spendgraph"):
         Ledger.open(ledger_url)
 
-    assert _version(kit, ledger_url) == 2
+    assert _version(kit, ledger_url) == NEXT
     assert _has_region(kit, ledger_url)
 
 
@@ -71,11 +72,11 @@ def test_a_failing_step_changes_nothing(ledger_url, kit):
         _add_region(conn)
         raise RuntimeError("disk on fire")
 
-    broken = (*MIGRATIONS, Migration(2, "breaks halfway", half_done))
-    with pytest.raises(LedgerError, match=r"version 2 \(breaks halfway\) failed.*disk on fire"):
+    broken = (*MIGRATIONS, Migration(NEXT, "breaks halfway", half_done))
+    with pytest.raises(LedgerError, match=rf"version {NEXT} \(breaks halfway\) failed.*on fire"):
         Ledger.open(ledger_url, migrations=broken)
 
-    assert _version(kit, ledger_url) == 1
+    assert _version(kit, ledger_url) == latest_version()
     assert not _has_region(kit, ledger_url)  # the ALTER rolled back too
 
 
@@ -120,7 +121,11 @@ SNAPSHOT = {
         "usage_source status error_kind http_status price_version cost_usd prompt_text "
         "completion_text",
         "ledger_meta": "key value",
-    }
+    },
+}
+SNAPSHOT[2] = {
+    **SNAPSHOT[1],
+    "call": SNAPSHOT[1]["call"] + " overrun_usd overrun_tokens",
 }
 
 
@@ -131,6 +136,25 @@ def test_schema_snapshot():
     assert version in SNAPSHOT, f"record the columns of schema version {version}"
     actual = {t.name: set(t.columns.keys()) for t in LedgerModel.metadata.sorted_tables}
     assert actual == {name: set(cols.split()) for name, cols in SNAPSHOT[version].items()}
+
+
+def test_a_version_1_ledger_migrates_and_its_calls_read_without_overrun(ledger_url, kit):
+    # A ledger written by the release before overruns existed (raw SQL: today's
+    # writer would insert the new columns).
+    Ledger.open(ledger_url, migrations=MIGRATIONS[:1]).close()
+    kit.execute_raw(
+        ledger_url,
+        "INSERT INTO call (id, request_id, attempt, agent_path, node, endpoint, model, hardware,"
+        " precision, engine, stream, started_at, input_uncached, input_cached, output, reasoning,"
+        " usage_source, status, price_version, cost_usd) VALUES ('c1', 'r', 1, '', '', 'e', 'm',"
+        " '', '', '', false, '2025-01-01 00:00:00.000000', 10, 0, 5, 0, 'reported', 'ok', 'v',"
+        " '0.001')",
+    )
+    with Ledger.open(ledger_url) as current:
+        assert current.schema_version == 2
+        (call,) = current.iter_calls()
+    assert call.overrun_usd is None and call.overrun_tokens is None
+    assert call.usage.output == 5
 
 
 def test_an_empty_database_is_not_created_when_asked_not_to(ledger_url):
@@ -145,6 +169,6 @@ def test_foreign_tables_are_not_touched(ledger_url, kit):
 
 
 def test_steps_must_be_numbered_in_order(sqlite_url):
-    gap = (*MIGRATIONS, Migration(3, "skips 2", _add_region))
+    gap = (*MIGRATIONS, Migration(NEXT + 1, "skips one", _add_region))
     with pytest.raises(ValueError, match=r"1, 2, 3"):
         Ledger.open(sqlite_url, migrations=gap)

@@ -1,0 +1,90 @@
+"""Reservations bound the real cost against servers that count more or ignore max_tokens.
+
+Each case runs 50 concurrent calls in one budgeted query against a stub server
+on loopback (tests/support/misbehaving_server.py).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from budget_runs import BUDGET_USD, MAX_TOKENS, endpoint_toml, run_query
+from misbehaving_server import Misbehaviour, misbehaving_server
+
+from spendgraph.providers.ledger.records import CallStatus
+from spendgraph.providers.usage import Price, bound_cost
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_server_counting_1_5x_is_bounded_by_its_own_tokenizer(ledger, stream):
+    with misbehaving_server(Misbehaviour(scale=1.5)) as url:
+        spend = await run_query(endpoint_toml(url, tokenize_api="vllm"), ledger, stream=stream)
+    assert spend.spent <= spend.budget
+    assert all(row.overrun_usd is None for row in spend.rows)
+    assert spend.status == "ok"
+
+
+async def test_a_stream_ignoring_max_tokens_is_cut_at_its_hold(ledger):
+    with misbehaving_server(Misbehaviour(overgen=4)) as url:
+        spend = await run_query(endpoint_toml(url), ledger, stream=True)
+    assert spend.spent <= spend.budget
+    cut = [row for row in spend.rows if row.status is CallStatus.CUT_AT_BUDGET]
+    assert cut and all(row.usage.output == MAX_TOKENS for row in cut)
+    assert {row.status for row in spend.rows} == {
+        CallStatus.CUT_AT_BUDGET,
+        CallStatus.BUDGET_DENIED,
+    }
+
+
+async def test_a_stream_cut_counts_with_the_servers_scale(ledger):
+    # Counting 1.5x and ignoring max_tokens: the meter scales tiktoken by the ratio
+    # the tokenizer endpoint showed on the prompt.
+    with misbehaving_server(Misbehaviour(scale=1.5, overgen=4)) as url:
+        spend = await run_query(endpoint_toml(url, tokenize_api="vllm"), ledger, stream=True)
+    assert spend.spent <= spend.budget
+    assert any(row.status is CallStatus.CUT_AT_BUDGET for row in spend.rows)
+
+
+async def test_non_streamed_overruns_are_flagged_and_close_the_query(ledger):
+    with misbehaving_server(Misbehaviour(overgen=4)) as url:
+        spend = await run_query(endpoint_toml(url), ledger, stream=False)
+    over = [row for row in spend.rows if row.overrun_usd is not None]
+    # Every call that cost more than its hold says so; they were all in flight together.
+    assert over and all(row.status is CallStatus.OK for row in over)
+    assert spend.spent - sum(row.overrun_usd for row in over) <= spend.budget
+    assert spend.status == "budget_exhausted"
+
+
+async def test_after_one_overrun_no_later_call_starts(ledger):
+    # One call first, then 49 concurrent ones: only the first may overrun.
+    with misbehaving_server(Misbehaviour(overgen=4)) as url:
+        spend = await run_query(endpoint_toml(url), ledger, stream=False, waves=(1, 49))
+    statuses = [row.status for row in spend.rows]
+    assert statuses.count(CallStatus.OK) == 1 and len(statuses) == 50
+    assert sum(row.overrun_usd is not None for row in spend.rows) == 1
+    assert spend.status == "budget_exhausted"
+
+
+async def test_the_loop_server_without_a_tokenizer_is_flagged_not_hidden(ledger):
+    # No tokenize endpoint, and 1.5x exceeds the default 10% margin: the overrun
+    # shows on the rows (it cannot be prevented without the server's count).
+    with misbehaving_server(Misbehaviour(scale=1.5)) as url:
+        spend = await run_query(endpoint_toml(url), ledger, stream=True)
+    assert all(row.overrun_usd is not None for row in spend.rows if row.status is CallStatus.OK)
+
+
+async def test_a_wider_margin_covers_a_server_without_a_tokenizer(ledger):
+    with misbehaving_server(Misbehaviour(scale=1.5)) as url:
+        toml = endpoint_toml(url).replace('tokenize_api = "none"', "prompt_margin = 0.6")
+        spend = await run_query(toml, ledger, stream=False)
+    assert spend.spent <= BUDGET_USD
+    assert all(row.overrun_usd is None for row in spend.rows)
+
+
+def test_the_prompt_is_reserved_at_the_dearer_input_rate():
+    cheap_cached = Price(Decimal(1), Decimal("0.1"), Decimal(4))
+    dear_cached = Price(Decimal(1), Decimal(37), Decimal(4))
+    assert bound_cost(1_000_000, 0, cheap_cached) == Decimal(1)
+    assert bound_cost(1_000_000, 0, dear_cached) == Decimal(37)
+    assert bound_cost(10, 5, Price(None, Decimal(1), Decimal(1))) is None
