@@ -147,8 +147,18 @@ class ProviderLayer:
     # -- calls -----------------------------------------------------------
 
     async def chat(self, request: ChatRequest) -> ChatResult:
-        """One chat completion, non-streamed: route, retry, fall back, account."""
-        return await ModelCall(self._services, request).complete()
+        """One chat completion, non-streamed: route, retry, fall back, account.
+
+        Under a budget the HTTP call is streamed all the same and assembled here:
+        a stream can be closed when its output reaches the reserved bound, a
+        non-streamed answer cannot -- whatever a misbehaving server generates is
+        billed, and concurrent calls would all overrun before the first settles.
+        """
+        call = ModelCall(self._services, request)
+        if call.budgeted:
+            call.stream = True
+            return await ChatStream(call).collect()
+        return await call.complete()
 
     def stream(self, request: ChatRequest) -> ChatStream:
         """One chat completion, streamed.

@@ -195,6 +195,14 @@ class ChatStream:
         """Stop the stream early; its attempt is recorded as cancelled."""
         await self._chunks.aclose()
 
+    async def collect(self) -> ChatResult:
+        """Read the whole stream; the call as one result (what ``layer.chat`` returns)."""
+        async with self:
+            async for _chunk in self._chunks:
+                pass
+        assert self._state.result is not None  # the stream ended without an error
+        return self._state.result
+
 
 class _StreamState:
     """What the chunk generator of one :class:`ChatStream` works on."""

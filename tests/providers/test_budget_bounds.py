@@ -46,22 +46,27 @@ async def test_a_stream_cut_counts_with_the_servers_scale(ledger):
     assert any(row.status is CallStatus.CUT_AT_BUDGET for row in spend.rows)
 
 
-async def test_non_streamed_overruns_are_flagged_and_close_the_query(ledger):
+async def test_a_non_streamed_call_under_a_budget_is_streamed_and_cut_at_its_hold(ledger):
+    # layer.chat under a budget goes out as a stream, so a server ignoring
+    # max_tokens is stopped at the hold instead of overrunning (50 calls in flight
+    # together would all overrun before the first one settled).
     with misbehaving_server(Misbehaviour(overgen=4)) as url:
         spend = await run_query(endpoint_toml(url), ledger, stream=False)
-    over = [row for row in spend.rows if row.overrun_usd is not None]
-    # Every call that cost more than its hold says so; they were all in flight together.
-    assert over and all(row.status is CallStatus.OK for row in over)
-    assert spend.spent - sum(row.overrun_usd for row in over) <= spend.budget
-    assert spend.status == "budget_exhausted"
+    assert spend.overshoot == 0 and spend.spent <= spend.budget
+    cut = [row for row in spend.rows if row.status is CallStatus.CUT_AT_BUDGET]
+    assert cut and all(row.stream and row.usage.output <= MAX_TOKENS for row in cut)
+    assert all(row.overrun_usd is None for row in spend.rows)
 
 
-async def test_after_one_overrun_no_later_call_starts(ledger):
-    # One call first, then 49 concurrent ones: only the first may overrun.
-    with misbehaving_server(Misbehaviour(overgen=4)) as url:
-        spend = await run_query(endpoint_toml(url), ledger, stream=False, waves=(1, 49))
+@pytest.mark.parametrize("stream", [False, True])
+async def test_after_one_overrun_no_later_call_starts(ledger, stream):
+    # No tokenizer endpoint and a server counting 1.5x: the first call's prompt
+    # costs more than its hold. It is flagged, and the 49 after it are refused.
+    with misbehaving_server(Misbehaviour(scale=1.5)) as url:
+        spend = await run_query(endpoint_toml(url), ledger, stream=stream, waves=(1, 49))
     statuses = [row.status for row in spend.rows]
     assert statuses.count(CallStatus.OK) == 1 and len(statuses) == 50
+    assert statuses.count(CallStatus.BUDGET_DENIED) == 49
     assert sum(row.overrun_usd is not None for row in spend.rows) == 1
     assert spend.status == "budget_exhausted"
 
