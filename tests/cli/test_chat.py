@@ -12,7 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from spendgraph.cli.main import app
+from spendgraph.providers.config import example_config_path
 from spendgraph.providers.ledger import CallStatus, Ledger, QueryStatus
+from spendgraph.providers.local.sim.layer import SIM_URL_ENV
+from spendgraph.providers.local.sim.server import run_simulator
 
 ENV = {"NO_COLOR": "1", "COLUMNS": "120", "TERM": "dumb", "SPENDGRAPH_CONFIG": None}
 
@@ -77,29 +80,32 @@ def test_unknown_slash_command_is_reported(cli, tmp_path):
 
 def test_ctrl_c_cancels_the_turn_and_records_it(tmp_path):
     ledger = tmp_path / "ctrlc.db"
-    env = {**os.environ, "NO_COLOR": "1", "SPENDGRAPH_LEDGER": str(ledger)}
-    env.pop("SPENDGRAPH_CONFIG", None)
-    # Real time: the answer takes seconds to stream, so Ctrl-C lands mid-turn.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "spendgraph.cli.main", "chat", "--sim", "--sim-time-scale", "1"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
-    try:
-        process.stdin.write("tell me a long story\n")
-        process.stdin.flush()
-        deadline = time.monotonic() + 30
-        while not _has_running_call(ledger) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.5)
-        out, err = process.communicate("/quit\n", timeout=60)
-    finally:
-        process.kill()
+    # Our own simulator, slowed down, behind the example config: Ctrl-C is sent
+    # once the server has the request running, so it lands mid-call however
+    # loaded the machine is (watching the ledger could only tell the query began).
+    with run_simulator(time_scale=3.0) as sim:
+        env = {**os.environ, "NO_COLOR": "1", "SPENDGRAPH_LEDGER": str(ledger)}
+        env.update({SIM_URL_ENV: sim.base_url, "SPENDGRAPH_CONFIG": str(example_config_path())})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "spendgraph.cli.main", "chat"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+        try:
+            process.stdin.write("tell me a long story\n")
+            process.stdin.flush()
+            deadline = time.monotonic() + 60
+            while not _requests_running(sim) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.5)
+            out, err = process.communicate("/quit\n", timeout=60)
+        finally:
+            process.kill()
     assert process.returncode == 0, err
     assert "turn cancelled" in out + err and "Traceback" not in err
     with Ledger.open(str(ledger)) as opened:
@@ -109,11 +115,14 @@ def test_ctrl_c_cancels_the_turn_and_records_it(tmp_path):
     assert [r.status for r in rows] == [CallStatus.CANCELLED]
 
 
-def _has_running_call(ledger) -> bool:
-    if not ledger.exists():
-        return False
-    with Ledger.open(str(ledger)) as opened:
-        return bool(opened.list_queries())
+def _requests_running(sim) -> int:
+    """Requests the simulator is serving right now (its vLLM-style gauge, all replicas)."""
+    lines = sim.state.metrics.render().decode().splitlines()
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in lines
+        if line.startswith("vllm:num_requests_running{")
+    )
 
 
 def test_without_the_local_extra_chat_says_how_to_install(tmp_path):
