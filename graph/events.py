@@ -3,7 +3,7 @@
 A run streams, in order of occurrence: :class:`RunStarted`; the agent events
 of :mod:`spendgraph.agents.events` (agent active, token deltas, tool calls,
 per-call spend); the graph's own events below (routing decisions, budget
-refusals, the draft and the verdict of draft-and-verify); and last
+refusals and thresholds, the draft and the verdict of draft-and-verify); and last
 :class:`RunFinished`, which carries the :class:`~spendgraph.graph.run.RunResult`.
 """
 
@@ -21,6 +21,7 @@ from spendgraph.agents.events import (
     ToolCallFinished,
     ToolCallStarted,
 )
+from spendgraph.providers.ledger.records import BudgetEventRecord
 
 if TYPE_CHECKING:
     from spendgraph.graph.run import RunResult
@@ -50,6 +51,17 @@ class BudgetExhausted:
     agent: str
     path: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetThreshold:
+    """A call of this run took a user/app/thread budget past a threshold (80%, 95%).
+
+    ``record`` is the ``budget_event`` row written to the ledger: scope, id,
+    period, threshold, spent and limit.
+    """
+
+    record: BudgetEventRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +95,22 @@ class RunFinished:
     result: RunResult
 
 
-GraphEvent = RunStarted | Routed | BudgetExhausted | DraftReady | VerdictReady | RunFinished
+GraphEvent = (
+    RunStarted
+    | Routed
+    | BudgetExhausted
+    | BudgetThreshold
+    | DraftReady
+    | VerdictReady
+    | RunFinished
+)
 RunEvent = AgentEvent | GraphEvent
 
 __all__ = [
     "AgentFinished",
     "AgentStarted",
     "BudgetExhausted",
+    "BudgetThreshold",
     "CallSpent",
     "DraftReady",
     "GraphEvent",

@@ -25,12 +25,13 @@ from typing import Any
 
 from langgraph.graph.state import CompiledStateGraph
 
-from spendgraph.graph.events import RunEvent, RunFinished, RunStarted
+from spendgraph.graph.events import BudgetThreshold, RunEvent, RunFinished, RunStarted
 from spendgraph.graph.nodes import RunContext, exhausted, last_output
 from spendgraph.graph.state import AgentOutput, GraphState, per_query_resets, query_input
+from spendgraph.providers.context import QueryScope
 from spendgraph.providers.errors import BudgetExceeded
 from spendgraph.providers.gateway import ProviderLayer
-from spendgraph.providers.ledger.records import QueryStatus
+from spendgraph.providers.ledger.records import BudgetEventRecord, QueryStatus
 from spendgraph.providers.spend import Spend
 
 
@@ -146,6 +147,7 @@ async def _run(graph, layer, text, thread_id, options: RunOptions, queue) -> Non
             store_text=options.store_text,
         ) as scope:
             queue.put_nowait(RunStarted(scope.id, thread_id))
+            _forward_budget_events(scope, queue)
             start = query_input(text, scope.id, schema)
             state = await _drive(graph, layer, start, thread_id, options, queue.put_nowait)
             status = QueryStatus.BUDGET_EXHAUSTED if exhausted(state) else QueryStatus.OK
@@ -154,6 +156,17 @@ async def _run(graph, layer, text, thread_id, options: RunOptions, queue) -> Non
         queue.put_nowait(RunFinished(_result(state, status, scope.id, thread_id, spend)))
     finally:
         queue.put_nowait(_DONE)
+
+
+def _forward_budget_events(scope: QueryScope, queue: asyncio.Queue[Any]) -> None:
+    """Put the query's threshold crossings on the run's event stream (in order, from
+    whichever thread settled the call)."""
+    loop = asyncio.get_running_loop()
+
+    def forward(record: BudgetEventRecord) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, BudgetThreshold(record))
+
+    scope.on_budget_event(forward)
 
 
 async def _drive(graph, layer, start, thread_id, options, emit) -> dict[str, Any]:

@@ -30,6 +30,9 @@ _EXPORTS = {
     "agent_scope": "context",
     "current_query": "context",
     "Spend": "spend",
+    "BudgetLimit": "budgets",
+    "BudgetStore": "budgets",
+    "InMemoryBudgetStore": "budgets",
     "Price": "usage",
     "Usage": "usage",
     "UsageSource": "usage",
@@ -64,6 +67,8 @@ __all__ = [
     "AuthenticationFailed",
     "BadRequest",
     "BudgetExceeded",
+    "BudgetLimit",
+    "BudgetStore",
     "CallRecord",
     "CallStatus",
     "ChatRequest",
@@ -74,6 +79,7 @@ __all__ = [
     "EndpointConnectionError",
     "EndpointError",
     "EndpointTimeout",
+    "InMemoryBudgetStore",
     "Ledger",
     "LedgerError",
     "LedgerFilter",
@@ -113,6 +119,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
+    from spendgraph.providers.budgets import BudgetLimit, BudgetStore, InMemoryBudgetStore
     from spendgraph.providers.chat import ChatRequest, ChatResult
     from spendgraph.providers.config import SpendgraphConfig, load_config, parse_config
     from spendgraph.providers.context import QueryScope, agent_scope, current_query

@@ -25,13 +25,19 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from spendgraph.providers.budget import Reservation
+from spendgraph.providers.budgets.query import QueryHold, event_record
+from spendgraph.providers.budgets.store import ThresholdCrossed
 from spendgraph.providers.chat import ChatRequest
 from spendgraph.providers.context import QueryScope
 from spendgraph.providers.endpoint import Endpoint
 from spendgraph.providers.errors import BudgetExceeded, EndpointError, StreamCut
 from spendgraph.providers.ledger import Ledger
-from spendgraph.providers.ledger.records import CallRecord, CallStatus, QueryStatus
+from spendgraph.providers.ledger.records import (
+    CallRecord,
+    CallStatus,
+    QueryStatus,
+    new_sequential_id,
+)
 from spendgraph.providers.usage import Usage, UsageSource, bound_cost, cost_of
 
 # Output bound reserved against a budget when a request sets no max_tokens; it
@@ -82,7 +88,8 @@ class Attempt:
         self.number = number
         self.stream = stream
         self._ledger = ledger
-        self._hold: Reservation | None = None
+        self._hold: QueryHold | None = None
+        self.id = new_sequential_id()  # the call row's id, and the budget hold's attempt id
         self._started_wall = datetime.now(UTC)
         self._started = time.perf_counter()
         # Counting costs CPU on the hot path: done only for a budget or a missing usage.
@@ -99,15 +106,16 @@ class Attempt:
         return self.max_tokens if self._hold is not None else None
 
     async def reserve(self) -> None:
-        """Hold this call's upper bound against the query budget, or record a denial and raise."""
+        """Hold this call's upper bound against its budgets, or record a denial and raise."""
         budget = self.site.scope.budget if self.site.scope else None
-        if budget is None or budget.limits.unlimited:
+        if budget is None or budget.unlimited:
             return
         if self.max_tokens is None:
             self.max_tokens = BUDGET_DEFAULT_MAX_TOKENS
         prompt = await self._prompt_bound()
         try:
-            self._hold = budget.reserve(
+            self._hold = await budget.reserve(
+                self.id,
                 usd=bound_cost(prompt, self.max_tokens, self.endpoint.price),
                 tokens=prompt + self.max_tokens,
             )
@@ -157,7 +165,11 @@ class Attempt:
         budget = self.site.scope.budget if self.site.scope else None
         if budget is not None and self._hold is not None:
             record = self._check_overrun(record)
-            budget.settle(self._hold, usd=record.cost_usd, tokens=usage.total_tokens)
+            # The in-memory store settles without suspending, so a pending
+            # cancellation cannot interrupt this await.
+            tokens = usage.total_tokens
+            crossed = await budget.settle(self._hold, usd=record.cost_usd, tokens=tokens)
+            self._report(crossed)
             if budget.overrun is not None:
                 self.site.scope.status = QueryStatus.BUDGET_EXHAUSTED
         if self.site.scope is not None:
@@ -167,9 +179,17 @@ class Attempt:
             raise interrupted
         return record
 
+    def _report(self, crossed: tuple[ThresholdCrossed, ...]) -> None:
+        """A ``budget_event`` row and a scope event for each threshold this call crossed."""
+        scope = self.site.scope
+        for crossing in crossed:
+            event = event_record(crossing, scope.id)
+            scope.track(self._ledger.submit_budget_event(event))
+            scope.budget_event(event)
+
     def _check_overrun(self, record: CallRecord) -> CallRecord:
         """A cut stream is charged at most its hold; any other call above it is marked."""
-        hold, cost, tokens = self._hold, record.cost_usd, record.usage.total_tokens
+        hold, cost, tokens = self._hold.query, record.cost_usd, record.usage.total_tokens
         if record.status is CallStatus.CUT_AT_BUDGET:
             return replace(record, cost_usd=None if cost is None else min(cost, hold.usd))
         over_usd = cost - hold.usd if cost is not None and cost > hold.usd else None
@@ -246,6 +266,7 @@ class Attempt:
             http_status=http_status,
             prompt_text=_prompt_text(self.request.messages) if store_text else None,
             completion_text=completion_text if store_text else None,
+            id=self.id,
         )
 
     def _write(self, record: CallRecord) -> None:

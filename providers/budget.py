@@ -111,6 +111,12 @@ class Budget:
                 )
         return None
 
+    def release(self, held: Reservation) -> None:
+        """Drop a reservation whose call never ran (another budget refused it)."""
+        with self._lock:
+            self._reserved_usd -= held.usd
+            self._reserved_tokens -= held.tokens
+
     def settle(self, held: Reservation, *, usd: Decimal | None, tokens: int) -> None:
         """Replace a reservation by what the call really cost (unknown cost keeps the hold).
 

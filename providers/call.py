@@ -71,7 +71,7 @@ class ModelCall:
     def budgeted(self) -> bool:
         """Whether the call's query holds it to a budget (which costs counting work)."""
         scope = self.site.scope
-        return scope is not None and scope.budget is not None and not scope.budget.limits.unlimited
+        return scope is not None and scope.budget is not None and not scope.budget.unlimited
 
     def prompt_tokens(self, encoding: str = DEFAULT_ENCODING) -> int:
         """The request's prompt counted with ``encoding``, once per encoding (it costs CPU)."""

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from spendgraph.providers.budget import Budget
-from spendgraph.providers.ledger.records import CallRecord, QueryStatus
+from spendgraph.providers.budgets.query import QueryBudget
+from spendgraph.providers.ledger.records import BudgetEventRecord, CallRecord, QueryStatus
 from spendgraph.providers.spend import Spend
 
 
@@ -29,14 +29,16 @@ class QueryScope:
         self,
         query_id: str,
         *,
-        budget: Budget | None,
+        budget: QueryBudget | None,
         store_text: bool,
         app: str = "",
         thread_id: str = "",
+        user: str = "",
     ):
         self.id = query_id
         self.app = app
         self.thread_id = thread_id
+        self.user = user
         self.budget = budget
         self.store_text = store_text
         self.status: QueryStatus | None = None  # set to override the status on close
@@ -44,6 +46,7 @@ class QueryScope:
         self._lock = threading.Lock()
         self._writes: list[Future[None]] = []
         self._streams: dict[object, AsyncGenerator[Any, None]] = {}
+        self._listeners: list[Callable[[BudgetEventRecord], None]] = []
 
     @property
     def spend(self) -> Spend:
@@ -58,6 +61,19 @@ class QueryScope:
         """Remember a queued ledger write of this query's, to check when it closes."""
         with self._lock:
             self._writes.append(write)
+
+    def on_budget_event(self, listener: Callable[[BudgetEventRecord], None]) -> None:
+        """Call ``listener`` with each threshold crossing of this query's scoped budgets
+        (how a graph run puts them on its event stream; the layer cannot import the graph)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def budget_event(self, event: BudgetEventRecord) -> None:
+        """Tell the listeners that a call of this query crossed a budget threshold."""
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(event)
 
     def hold_stream(self, token: object, chunks: AsyncGenerator[Any, None]) -> None:
         """Remember a stream of this query's, so the query's end can close it if its

@@ -11,15 +11,26 @@ Retry, fallback and accounting wrap the single-endpoint client
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
 import openai
 
-from spendgraph.providers.budget import Budget, BudgetLimits
+from spendgraph.providers.budgets import (
+    BudgetLimit,
+    BudgetStore,
+    InMemoryBudgetStore,
+    PeriodSpend,
+    QueryBudget,
+    ScopeIds,
+    ScopeKey,
+)
+from spendgraph.providers.budgets.query import split_limits
 from spendgraph.providers.call import CallServices, ModelCall
 from spendgraph.providers.chat import ChatRequest, ChatResult
 from spendgraph.providers.config import SpendgraphConfig, load_config
@@ -39,10 +50,18 @@ class ProviderLayer:
     """Routes, retries, falls back, enforces budgets and records every attempt."""
 
     def __init__(
-        self, config: SpendgraphConfig, ledger: Ledger, *, env: Mapping[str, str] = os.environ
+        self,
+        config: SpendgraphConfig,
+        ledger: Ledger,
+        *,
+        env: Mapping[str, str] = os.environ,
+        budget_store: BudgetStore | None = None,
     ):
+        """``budget_store`` holds user/app/thread budgets (default: in memory, this process)."""
         self.config = config
         self.ledger = ledger
+        self.budgets: tuple[BudgetLimit, ...] = tuple(b.limit() for b in config.budgets)
+        self.budget_store = budget_store or InMemoryBudgetStore(self._period_spend)
         # One connection pool for every endpoint: cheap to build, closed with the layer.
         self._http = openai.DefaultAsyncHttpx2Client()
         self.endpoints = {
@@ -89,18 +108,22 @@ class ProviderLayer:
         user: str = "",
         budget_usd: Decimal | float | str | None = None,
         budget_tokens: int | None = None,
+        budgets: Sequence[BudgetLimit] = (),
         store_text: bool | None = None,
         input_text: str | None = None,
     ) -> AsyncIterator[QueryScope]:
-        """Open a ledger ``Query``; calls inside are attributed to it and held to its budget.
+        """Open a ledger ``Query``; calls inside are attributed to it and held to its budgets.
 
-        On exit the query is closed with status ok, error, cancelled or
-        budget_exhausted (or ``scope.status`` if the code set one). ``input_text``
-        (the user's input) is stored on the Query row only when text is kept.
+        ``budget_usd``/``budget_tokens`` limit this query; ``budgets`` adds limits
+        (per query, or per user/app/thread and day/month) to the config's
+        ``[[budgets]]``, all enforced together. On exit the query is closed with
+        status ok, error, cancelled or budget_exhausted (or ``scope.status`` if the
+        code set one). ``input_text`` (the user's input) is stored on the Query row
+        only when text is kept.
         """
-        limits = BudgetLimits(
-            usd=None if budget_usd is None else Decimal(str(budget_usd)), tokens=budget_tokens
-        )
+        declared = (*self.budgets, *budgets)
+        ids = ScopeIds(query="", user=user, app=app, thread=thread_id)
+        limits, scoped = split_limits(declared, ids, budget_usd, budget_tokens)
         keep_text = self.config.ledger.store_text if store_text is None else store_text
         record = QueryRecord(
             app=app,
@@ -112,9 +135,17 @@ class ProviderLayer:
             input_preview=input_text if keep_text else None,
         )
         await self.ledger.open_query(record)
-        budget = None if limits.unlimited else Budget(limits, query_id=record.id)
+        budget = None
+        if not (limits.unlimited and not scoped):  # no budget at all: nothing to hold
+            ids = replace(ids, query=record.id)
+            budget = QueryBudget(limits, scoped, ids, self.budget_store)
         scope = QueryScope(
-            record.id, budget=budget, store_text=keep_text, app=app, thread_id=thread_id
+            record.id,
+            budget=budget,
+            store_text=keep_text,
+            app=app,
+            thread_id=thread_id,
+            user=user,
         )
         status, error = QueryStatus.OK, None
         try:
@@ -130,6 +161,16 @@ class ProviderLayer:
             raise
         finally:
             await self._close_query(scope, scope.status or status, error)
+
+    async def _period_spend(self, key: ScopeKey) -> PeriodSpend:
+        """Where a scoped budget's period starts: the ledger's sum (this process's rows
+        flushed first), so a restart continues the day rather than starting it over."""
+        await self.ledger.aflush()
+        end = key.period_end()
+        usd, tokens = await asyncio.to_thread(
+            self.ledger.period_spend, key.kind.value, key.id, key.period_start, end
+        )
+        return PeriodSpend(usd, tokens)
 
     async def _close_query(self, scope: QueryScope, status: QueryStatus, error: str | None):
         try:

@@ -1,4 +1,4 @@
-"""The whole ``spendgraph.toml`` as one model: endpoints, tiers, routing, ledger.
+"""The whole ``spendgraph.toml`` as one model: endpoints, tiers, routing, ledger, budgets.
 
 Every model is frozen, forbids unknown keys and is strict about types (a
 quoted ``"5"`` is not a number, ``true`` is not ``1``): a typo in a config
@@ -10,11 +10,13 @@ own key (see :mod:`.errors`).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 
-from spendgraph.providers.config.base import ConfigModel, NonEmptyStr
+from spendgraph.providers.budgets.limits import BudgetLimit, Period, ScopeKind
+from spendgraph.providers.config.base import ConfigModel, NonEmptyStr, as_decimal
 from spendgraph.providers.config.endpoint import EndpointConfig
 from spendgraph.providers.config.errors import (
     InvalidConfig,
@@ -92,6 +94,38 @@ class LedgerConfig(ConfigModel):
     store_text: bool = False
 
 
+class BudgetConfig(ConfigModel):
+    """One ``[[budgets]]`` entry: at most ``usd``/``tokens`` per ``period`` in ``scope``.
+
+    ``scope = "query"`` bounds every query (period ``query``, the default for
+    it); ``user``, ``app`` and ``thread`` budgets run over UTC calendar
+    periods (``day`` or ``month``), each id with its own allowance, or only
+    ``id``'s when it is set.
+    """
+
+    scope: Literal["query", "user", "app", "thread"]
+    period: Literal["query", "day", "month"] | None = None
+    id: NonEmptyStr | None = None
+    usd: Annotated[Decimal, BeforeValidator(as_decimal), Field(gt=0)] | None = None
+    tokens: Annotated[int, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> BudgetConfig:
+        if self.usd is None and self.tokens is None:
+            raise ValueError("a budget needs usd and/or tokens")
+        if self.scope != "query" and self.period in (None, "query"):
+            raise ValueError(f'a {self.scope} budget needs period = "day" or "month"')
+        if self.scope == "query" and self.period not in (None, "query"):
+            raise ValueError(f"a query budget has no calendar period, got {self.period!r}")
+        if self.scope == "query" and self.id is not None:
+            raise ValueError("a query budget applies to every query: it takes no id")
+        return self
+
+    def limit(self) -> BudgetLimit:
+        period = self.period or "query"
+        return BudgetLimit(ScopeKind(self.scope), Period(period), self.usd, self.tokens, self.id)
+
+
 # -- the whole file -----------------------------------------------------------
 
 
@@ -102,6 +136,7 @@ class SpendgraphConfig(ConfigModel):
     tiers: dict[str, TierConfig] = Field(default_factory=dict)
     routing: RoutingConfig = RoutingConfig()
     ledger: LedgerConfig = LedgerConfig()
+    budgets: list[BudgetConfig] = Field(default_factory=list)
     source: str = "<memory>"
 
     _serving: dict[str, tuple[EndpointConfig, ...]] = PrivateAttr(default_factory=dict)

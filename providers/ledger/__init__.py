@@ -9,6 +9,7 @@ Open one with ``Ledger.open(url)``; record with ``record_call`` /
 from spendgraph.providers.ledger.ledger import Ledger
 from spendgraph.providers.ledger.migrations import MIGRATIONS, Migration, latest_version
 from spendgraph.providers.ledger.records import (
+    BudgetEventRecord,
     CallRecord,
     CallStatus,
     EndpointInfo,
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_LEDGER_FILE",
     "LEDGER_ENV_VAR",
     "MIGRATIONS",
+    "BudgetEventRecord",
     "CallRecord",
     "CallRow",
     "CallStatus",

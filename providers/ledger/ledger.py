@@ -30,6 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from datetime import datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Self
 
@@ -39,7 +40,13 @@ from sqlalchemy.exc import SQLAlchemyError
 from spendgraph.providers.errors import LedgerError
 from spendgraph.providers.ledger import reads
 from spendgraph.providers.ledger.migrations import MIGRATIONS, Migration, migrate
-from spendgraph.providers.ledger.records import CallRecord, QueryRecord, QueryStatus, utcnow
+from spendgraph.providers.ledger.records import (
+    BudgetEventRecord,
+    CallRecord,
+    QueryRecord,
+    QueryStatus,
+    utcnow,
+)
 from spendgraph.providers.ledger.store import (
     create_ledger_engine,
     describe_db_error,
@@ -155,6 +162,10 @@ class Ledger:
         payload = (query_id, QueryStatus(status), error, finished_at or utcnow())
         return self._writer.submit(Op.CLOSE_QUERY, payload)
 
+    def submit_budget_event(self, record: BudgetEventRecord) -> Future[None]:
+        """Queue a threshold crossing's ``budget_event`` row; resolves once committed."""
+        return self._writer.submit(Op.BUDGET_EVENT, record, waited=False)
+
     async def record_call(self, record: CallRecord) -> None:
         """Record one call; returns once its row is committed (see the module docstring)."""
         await _acknowledged(self._writer.submit_async(Op.CALL, record))
@@ -257,6 +268,18 @@ class Ledger:
         """Call totals grouped by agent, endpoint, model, hardware, app, user or day."""
         with self._reading():
             return reads.summary_by(self._engine, group, filters)
+
+    def period_spend(
+        self, scope: str, scope_id: str, since: datetime, until: datetime
+    ) -> tuple[Decimal, int]:
+        """Known cost and tokens a user/app/thread spent in ``[since, until)`` (calls' starts)."""
+        with self._reading():
+            return reads.period_spend(self._engine, scope, scope_id, since, until)
+
+    def budget_events(self, query_id: str | None = None) -> list[BudgetEventRecord]:
+        """The ``budget_event`` rows, oldest first (one query's, when given)."""
+        with self._reading():
+            return reads.budget_events(self._engine, query_id)
 
     def iter_calls(
         self, filters: LedgerFilter | None = None, *, batch: int = 1000

@@ -22,11 +22,24 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Connection, Engine, Integer, insert, inspect, select, text, update
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    Table,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlmodel.sql.sqltypes import AutoString
 
 from spendgraph.providers.errors import LedgerError
 from spendgraph.providers.ledger.schema_v1 import create_schema_v1
-from spendgraph.providers.ledger.sqltypes import ExactDecimal
+from spendgraph.providers.ledger.sqltypes import ExactDecimal, UTCDateTime
 from spendgraph.providers.ledger.store import WRITE_OPTION
 from spendgraph.providers.ledger.tables import CALL, META, QUERY
 
@@ -59,9 +72,29 @@ def _add_overrun(conn: Connection) -> None:
     _add_column(conn, "call", Column("overrun_tokens", Integer()))
 
 
+def _add_budget_events(conn: Connection) -> None:
+    # Frozen here (not BudgetEvent.__table__): a released step must never change.
+    meta = MetaData()
+    table = Table(
+        "budget_event",
+        meta,
+        Column("id", AutoString(length=64), primary_key=True),
+        Column("at", UTCDateTime(timezone=True), nullable=False, index=True),
+        *(Column(name, AutoString(), nullable=False) for name in ("scope", "scope_id", "period")),
+        Column("period_start", UTCDateTime(timezone=True), nullable=False),
+        Column("threshold", ExactDecimal(), nullable=False),
+        Column("unit", AutoString(), nullable=False),
+        Column("spent", ExactDecimal(), nullable=False),
+        Column("limit", ExactDecimal(), nullable=False),
+        Column("query_id", AutoString(length=64), nullable=True, index=True),
+    )
+    meta.create_all(conn, tables=[table])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: query, call, ledger_meta", create_schema_v1),
     Migration(2, "call.overrun_usd, call.overrun_tokens (budget overruns)", _add_overrun),
+    Migration(3, "budget_event (threshold crossings of scoped budgets)", _add_budget_events),
 )
 
 

@@ -10,16 +10,22 @@ These functions raise SQLAlchemy errors; the
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Engine, Select, and_, case, distinct, func, select
 
 from spendgraph.providers.errors import LedgerError
-from spendgraph.providers.ledger.records import CallRecord, CallStatus, QueryStatus
+from spendgraph.providers.ledger.records import (
+    BudgetEventRecord,
+    CallRecord,
+    CallStatus,
+    QueryStatus,
+)
 from spendgraph.providers.ledger.rows import call_from_row
 from spendgraph.providers.ledger.sqltypes import approx_sum, exact_sum, utc_day
-from spendgraph.providers.ledger.tables import CALL, QUERY
+from spendgraph.providers.ledger.tables import BUDGET_EVENT, CALL, QUERY
 from spendgraph.providers.ledger.views import (
     GroupBy,
     GroupTotal,
@@ -140,6 +146,39 @@ def iter_calls(
     with engine.connect() as conn:
         for row in conn.execute(stmt).mappings():
             yield call_from_row(row)
+
+
+_SCOPE_COLUMNS: dict[str, ColumnElement[Any]] = {
+    "user": QUERY.c.user,
+    "app": QUERY.c.app,
+    "thread": QUERY.c.thread_id,
+}
+
+
+def period_spend(
+    engine: Engine, scope: str, scope_id: str, since: datetime, until: datetime
+) -> tuple[Decimal, int]:
+    """Known cost and tokens of the calls started in ``[since, until)`` by queries whose
+    ``scope`` (user, app, thread) is ``scope_id``: where a scoped budget's period starts."""
+    c = CALL.c
+    stmt = (
+        select(exact_sum(c.cost_usd), func.coalesce(_sum_total_tokens(), 0))
+        .select_from(CALL.join(QUERY, c.query_id == QUERY.c.id))
+        .where(_SCOPE_COLUMNS[scope] == scope_id, c.started_at >= since, c.started_at < until)
+    )
+    with engine.connect() as conn:
+        usd, tokens = conn.execute(stmt).one()
+    return (Decimal(0) if usd is None else usd), int(tokens)
+
+
+def budget_events(engine: Engine, query_id: str | None = None) -> list[BudgetEventRecord]:
+    """Threshold crossings recorded, oldest first (only ``query_id``'s, when given)."""
+    e = BUDGET_EVENT.c
+    stmt = select(BUDGET_EVENT).order_by(e.at, e.id)
+    if query_id is not None:
+        stmt = stmt.where(e.query_id == query_id)
+    with engine.connect() as conn:
+        return [BudgetEventRecord(**row) for row in conn.execute(stmt).mappings()]
 
 
 def _summaries() -> Select[Any]:

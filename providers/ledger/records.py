@@ -106,3 +106,24 @@ class QueryRecord:
     input_preview: str | None = None  # only stored when store_text is set
     started_at: datetime = field(default_factory=utcnow)
     id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetEventRecord:
+    """A scope's spend crossed a threshold of its budget (once per scope, period and threshold).
+
+    ``unit`` is ``usd`` or ``tokens``: ``spent`` and ``limit`` are in that unit.
+    ``query_id`` is the query whose call crossed it.
+    """
+
+    scope: str  # user, app, thread
+    scope_id: str
+    period: str  # day, month
+    period_start: datetime
+    threshold: Decimal
+    unit: str
+    spent: Decimal
+    limit: Decimal
+    query_id: str | None = None
+    at: datetime = field(default_factory=utcnow)
+    id: str = field(default_factory=new_sequential_id)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from spendgraph.providers.ledger.records import (
+    BudgetEventRecord,
     CallRecord,
     CallStatus,
     EndpointInfo,
@@ -70,6 +71,23 @@ def query_params(record: QueryRecord) -> dict[str, Any]:
         # The preview is user text: kept only when the query opted in.
         "input_preview": record.input_preview if record.store_text else None,
         "error": None,
+    }
+
+
+def budget_event_params(record: BudgetEventRecord) -> dict[str, Any]:
+    """Column values of the ``budget_event`` row for ``record``."""
+    return {
+        "id": record.id,
+        "at": record.at,
+        "scope": record.scope,
+        "scope_id": record.scope_id,
+        "period": record.period,
+        "period_start": record.period_start,
+        "threshold": check_decimal(record.threshold),
+        "unit": record.unit,
+        "spent": check_decimal(record.spent),
+        "limit": check_decimal(record.limit),
+        "query_id": record.query_id,
     }
 
 

@@ -1,4 +1,4 @@
-"""The ledger's SQLModel tables: ``query``, ``call`` and ``ledger_meta``.
+"""The ledger's SQLModel tables: ``query``, ``call``, ``budget_event`` and ``ledger_meta``.
 
 Totals are never stored: a query's tokens and cost are the SUM of its
 ``call`` rows. The tables live in their own SQLAlchemy registry, so an app
@@ -83,6 +83,26 @@ class Call(LedgerModel, table=True):
     overrun_tokens: int | None = None
 
 
+class BudgetEvent(LedgerModel, table=True):
+    """A scope's settled spend crossed a threshold (80%, 95%) of one of its budgets."""
+
+    __tablename__ = "budget_event"
+
+    id: str = Field(primary_key=True, max_length=64)
+    at: datetime = Field(sa_type=UTCDateTime, index=True)
+    scope: str = ""
+    scope_id: str = ""
+    period: str = ""
+    period_start: datetime = Field(sa_type=UTCDateTime)
+    threshold: Decimal = Field(sa_type=ExactDecimal)
+    unit: str = "usd"
+    spent: Decimal = Field(sa_type=ExactDecimal)
+    limit: Decimal = Field(sa_type=ExactDecimal)
+    # No foreign key: events are written in a transaction of their own, and an
+    # event is worth keeping even for a query whose row failed to write.
+    query_id: str | None = Field(default=None, index=True, max_length=64)
+
+
 class LedgerMeta(LedgerModel, table=True):
     """Key/value facts about the ledger itself, such as ``schema_version``."""
 
@@ -95,3 +115,4 @@ class LedgerMeta(LedgerModel, table=True):
 QUERY = Query.__table__
 CALL = Call.__table__
 META = LedgerMeta.__table__
+BUDGET_EVENT = BudgetEvent.__table__

@@ -59,9 +59,14 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyErro
 
 from spendgraph.providers.errors import LedgerError
 from spendgraph.providers.ledger.fastpath import SqliteFastPath
-from spendgraph.providers.ledger.rows import call_params, close_params, query_params
+from spendgraph.providers.ledger.rows import (
+    budget_event_params,
+    call_params,
+    close_params,
+    query_params,
+)
 from spendgraph.providers.ledger.store import WRITE_OPTION, describe_db_error
-from spendgraph.providers.ledger.tables import CALL, QUERY
+from spendgraph.providers.ledger.tables import BUDGET_EVENT, CALL, QUERY
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +104,7 @@ class Op(Enum):
     OPEN_QUERY = "open_query"
     CALL = "call"
     CLOSE_QUERY = "close_query"
+    BUDGET_EVENT = "budget_event"  # rare: written after the batch, in a transaction of its own
     BARRIER = "barrier"  # resolves once everything queued before it is committed
     STOP = "stop"
 
@@ -264,11 +270,14 @@ class LedgerWriter:
 
     def _handle(self, jobs: list[_Job]) -> None:
         writes: list[_Job] = []
+        events: list[_Job] = []
         for job in jobs:
             # From here on the job cannot be cancelled; a job cancelled while
             # queued is still written (its row matters more than its waiter).
             if isinstance(job.future, Future):
                 job.future.set_running_or_notify_cancel()
+            if job.op is Op.BUDGET_EVENT:
+                events.append(job)
             if job.op not in _WRITES:
                 continue
             try:
@@ -280,9 +289,21 @@ class LedgerWriter:
                 writes.append(job)
         if writes:
             self._write(writes)
+        for event in events:
+            self._write_event(event)
         for job in jobs:
             if job.op not in _WRITES:
-                self._settle(job, None)
+                self._settle(job, None)  # a no-op for an event already settled
+
+    def _write_event(self, job: _Job) -> None:
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(insert(BUDGET_EVENT), budget_event_params(job.payload))
+        except (SQLAlchemyError, TypeError, ValueError) as exc:
+            reason = describe_db_error(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+            self._settle(job, LedgerError(f"{self._where}: writing budget_event failed: {reason}"))
+        else:
+            self._settle(job, None)
 
     def _write(self, jobs: list[_Job]) -> None:
         if self._fast is not None:

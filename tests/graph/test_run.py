@@ -14,6 +14,7 @@ from langgraph.runtime import Runtime
 from spendgraph.agents import Agent, AgentFinished, AgentStarted, CallSpent, TokenDelta
 from spendgraph.graph import (
     FINISH_NODE,
+    BudgetThreshold,
     GraphBuildError,
     GraphState,
     PerQuery,
@@ -32,8 +33,10 @@ from spendgraph.graph import (
     with_checkpointer,
 )
 from spendgraph.providers.chat import ChatRequest
+from spendgraph.providers.config.model import BudgetConfig
 from spendgraph.providers.context import current_query
 from spendgraph.providers.errors import NoEndpointAvailable, SpendgraphError
+from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.ledger.records import QueryStatus
 from spendgraph.providers.spend import Spend
 
@@ -151,6 +154,33 @@ async def test_the_recursion_limit_can_be_overridden(layer, agents):
         await run_graph(
             pipeline(agents("a", 3)), layer, TEXT, options=RunOptions(recursion_limit=2)
         )
+
+
+USER_DAY_TOKENS = 600
+
+
+async def test_a_user_budget_ends_the_run_gracefully_with_threshold_events(
+    config, ledger, agents, ledger_rows
+):
+    budgets = [BudgetConfig(scope="user", period="day", tokens=USER_DAY_TOKENS)]
+    layer = ProviderLayer(config.model_copy(update={"budgets": budgets}), ledger, env={})
+    try:
+        options = RunOptions(user="dr-who")
+        graph = pipeline(agents("a", 12))
+        events = [e async for e in stream_graph(graph, layer, TEXT, options=options)]
+    finally:
+        await layer.aclose(close_ledger=False)
+    result = events[-1].result
+    assert result.status is QueryStatus.BUDGET_EXHAUSTED and result.stop_reason == "budget"
+    ledger_rows(result)
+    crossed = [e.record for e in events if isinstance(e, BudgetThreshold)]
+    assert crossed == ledger.budget_events(result.query_id)
+    # Each threshold the user's spend reached, once (the run is refused before 100%).
+    spent = sum(row.usage.total_tokens for row in ledger.calls_for_query(result.query_id))
+    reached = [t for t in (Decimal("0.8"), Decimal("0.95")) if spent >= t * USER_DAY_TOKENS]
+    assert reached and [(r.scope_id, r.threshold) for r in crossed] == [
+        ("dr-who", t) for t in reached
+    ]
 
 
 async def test_budget_in_usd_is_recorded_on_the_query(layer, agents, ledger):

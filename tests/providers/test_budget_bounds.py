@@ -6,12 +6,15 @@ on loopback (tests/support/misbehaving_server.py).
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
 from budget_runs import BUDGET_USD, MAX_TOKENS, endpoint_toml, run_query
 from misbehaving_server import Misbehaviour, misbehaving_server
 
+from spendgraph.providers import BudgetLimit, ChatRequest, ProviderLayer, parse_config
+from spendgraph.providers.errors import BudgetExceeded
 from spendgraph.providers.ledger.records import CallStatus
 from spendgraph.providers.usage import Price, bound_cost
 
@@ -93,3 +96,26 @@ def test_the_prompt_is_reserved_at_the_dearer_input_rate():
     assert bound_cost(1_000_000, 0, cheap_cached) == Decimal(1)
     assert bound_cost(1_000_000, 0, dear_cached) == Decimal(37)
     assert bound_cost(10, 5, Price(None, Decimal(1), Decimal(1))) is None
+
+
+async def test_a_user_budget_alone_also_streams_plain_calls_so_they_are_cut(ledger):
+    # No per-query limit: the user's day budget is what holds the calls, and it
+    # must be just as unable to overrun as a query budget.
+    with misbehaving_server(Misbehaviour(overgen=4)) as url:
+        config = parse_config(endpoint_toml(url), source="budget.toml", env={})
+        layer = ProviderLayer(config, ledger, env={})
+        limit = BudgetLimit("user", "day", usd=BUDGET_USD)
+        request = ChatRequest(messages=[{"role": "user", "content": "a story"}], max_tokens=16)
+        try:
+            async with layer.query(user="ada", budgets=[limit]) as scope:
+                results = await asyncio.gather(
+                    *(layer.chat(request) for _ in range(50)), return_exceptions=True
+                )
+        finally:
+            await layer.aclose(close_ledger=False)
+    assert all(not isinstance(r, Exception) or isinstance(r, BudgetExceeded) for r in results)
+    rows = ledger.calls_for_query(scope.id)
+    spent = sum((row.cost_usd or Decimal(0) for row in rows), Decimal(0))
+    assert spent <= BUDGET_USD
+    cut = [row for row in rows if row.status is CallStatus.CUT_AT_BUDGET]
+    assert cut and all(row.stream for row in cut)

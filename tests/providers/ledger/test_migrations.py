@@ -35,8 +35,8 @@ def _has_region(kit, url: str) -> bool:
 
 
 def test_a_fresh_ledger_is_at_the_latest_version(ledger: Ledger, ledger_url, kit):
-    assert ledger.schema_version == latest_version() == 2
-    assert _version(kit, ledger_url) == 2
+    assert ledger.schema_version == latest_version() == 3
+    assert _version(kit, ledger_url) == 3
 
 
 async def test_an_old_ledger_migrates_keeping_its_rows(ledger_url, kit):
@@ -128,6 +128,11 @@ SNAPSHOT[2] = {
     "call": SNAPSHOT[1]["call"] + " overrun_usd overrun_tokens",
 }
 
+SNAPSHOT[3] = {
+    **SNAPSHOT[2],
+    "budget_event": "id at scope scope_id period period_start threshold unit spent limit query_id",
+}
+
 
 def test_schema_snapshot():
     # Fails on any change to the models: add a migration step (freezing version 1,
@@ -151,7 +156,7 @@ def test_a_version_1_ledger_migrates_and_its_calls_read_without_overrun(ledger_u
         " '0.001')",
     )
     with Ledger.open(ledger_url) as current:
-        assert current.schema_version == 2
+        assert current.schema_version == latest_version()
         (call,) = current.iter_calls()
     assert call.overrun_usd is None and call.overrun_tokens is None
     assert call.usage.output == 5

@@ -1,0 +1,287 @@
+"""The budget store: holds against scoped allowances, shared by every query that counts there.
+
+One interface, built for a store shared by several workers (the PostgreSQL
+store of the next issue): every hold names its attempt and carries an expiry,
+so a worker that dies holding money frees it when the hold expires, and every
+limit travels with the request, so workers need not share config to agree.
+
+* ``reserve`` holds ``usd``/``tokens`` against all of a request's scopes, all
+  or nothing, or raises :class:`ScopeBudgetExceeded` naming the scope.
+* ``settle`` replaces a hold by the real cost and reports the thresholds
+  (80%, 95% of a limit) the settled spend crossed, each once per scope key.
+* ``release`` drops a hold that will not be settled.
+
+A key's spend starts from the ledger the first time the store sees it (the
+``loader``): a restarted process continues its day instead of starting at 0.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from spendgraph.providers.budgets.limits import ScopeKey
+from spendgraph.providers.errors import BudgetExceeded
+from spendgraph.providers.ledger.records import utcnow
+
+THRESHOLDS = (Decimal("0.8"), Decimal("0.95"))
+
+
+@dataclass(frozen=True, slots=True)
+class Allowance:
+    """A scope key and the limits it is held to (``None``: no limit of that kind)."""
+
+    key: ScopeKey
+    usd: Decimal | None = None
+    tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    """One attempt's upper bound, to hold against every allowance it counts in.
+
+    ``usd=None`` means the price is unknown: refused by any USD limit.
+    """
+
+    attempt_id: str
+    allowances: tuple[Allowance, ...]
+    usd: Decimal | None
+    tokens: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """What a granted request holds until it is settled, released or expires."""
+
+    request: HoldRequest
+
+    @property
+    def usd(self) -> Decimal:
+        return self.request.usd or Decimal(0)
+
+    @property
+    def tokens(self) -> int:
+        return self.request.tokens
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodSpend:
+    """What a scope has spent in a period, as the ledger knows it."""
+
+    usd: Decimal = Decimal(0)
+    tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdCrossed:
+    """A key's settled spend reached ``threshold`` of its limit (``unit``: usd or tokens)."""
+
+    key: ScopeKey
+    threshold: Decimal
+    unit: str
+    spent: Decimal
+    limit: Decimal
+
+
+class ScopeBudgetExceeded(BudgetExceeded):
+    """A user/app/thread allowance refused a hold; ``key`` names it."""
+
+    def __init__(self, message: str, *, key: ScopeKey, limit: str, spent: Decimal):
+        super().__init__(message, limit=limit)
+        self.key = key
+        self.spent = spent
+
+
+SpendLoader = Callable[[ScopeKey], Awaitable[PeriodSpend]]
+
+
+class BudgetStore(Protocol):
+    """Where scoped allowances are held and settled (in memory, or shared)."""
+
+    async def reserve(self, request: HoldRequest) -> Hold: ...
+
+    async def settle(
+        self, hold: Hold, *, usd: Decimal | None, tokens: int
+    ) -> tuple[ThresholdCrossed, ...]: ...
+
+    async def release(self, hold: Hold) -> None: ...
+
+
+@dataclass(slots=True)
+class _Account:
+    spent_usd: Decimal
+    spent_tokens: int
+    held_usd: Decimal = Decimal(0)
+    held_tokens: int = 0
+    fired: set[Decimal] = field(default_factory=set)
+
+
+async def _nothing_spent(key: ScopeKey) -> PeriodSpend:
+    return PeriodSpend()
+
+
+class InMemoryBudgetStore:
+    """The one-process store: thread-safe, every request checked and held under one lock."""
+
+    def __init__(
+        self,
+        loader: SpendLoader = _nothing_spent,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        thresholds: tuple[Decimal, ...] = THRESHOLDS,
+    ):
+        self._loader = loader
+        self._clock = clock
+        self._thresholds = thresholds
+        self._lock = threading.Lock()
+        self._accounts: dict[ScopeKey, _Account] = {}
+        self._holds: dict[str, Hold] = {}
+        self._expiries: list[tuple[datetime, str]] = []  # a heap: the next expiry first
+        self._swept = None  # the UTC day ended periods were last dropped on
+
+    async def reserve(self, request: HoldRequest) -> Hold:
+        for allowance in request.allowances:
+            if allowance.key not in self._accounts:
+                await self._load(allowance)
+        with self._lock:
+            now = self._clock()
+            self._expire(now)
+            self._sweep(now)
+            for allowance in request.allowances:
+                self._check(allowance, request)
+            for allowance in request.allowances:
+                account = self._accounts[allowance.key]
+                account.held_usd += request.usd or Decimal(0)
+                account.held_tokens += request.tokens
+            hold = Hold(request)
+            self._holds[request.attempt_id] = hold
+            heapq.heappush(self._expiries, (request.expires_at, request.attempt_id))
+            return hold
+
+    async def settle(
+        self, hold: Hold, *, usd: Decimal | None, tokens: int
+    ) -> tuple[ThresholdCrossed, ...]:
+        """Count the real cost (``usd=None``: unknown, the hold's bound is counted)."""
+        spent = hold.usd if usd is None else usd
+        crossed: list[ThresholdCrossed] = []
+        with self._lock:
+            live = self._unhold(hold)
+            for allowance in hold.request.allowances:
+                account = self._accounts.get(allowance.key)
+                if account is None:
+                    continue  # an expired hold of a period already forgotten (the ledger has it)
+                account.spent_usd += spent
+                account.spent_tokens += tokens
+                if not live:
+                    continue  # expired: its hold was already dropped
+                crossed.extend(self._crossings(allowance, account))
+        return tuple(crossed)
+
+    async def release(self, hold: Hold) -> None:
+        with self._lock:
+            self._unhold(hold)
+
+    def spent(self, key: ScopeKey) -> PeriodSpend | None:
+        """The settled spend of ``key`` (``None`` when the store has not seen it)."""
+        with self._lock:
+            account = self._accounts.get(key)
+            return None if account is None else PeriodSpend(account.spent_usd, account.spent_tokens)
+
+    def held(self, key: ScopeKey) -> PeriodSpend | None:
+        """What live holds hold against ``key`` (expired ones are dropped first)."""
+        with self._lock:
+            self._expire(self._clock())
+            account = self._accounts.get(key)
+            return None if account is None else PeriodSpend(account.held_usd, account.held_tokens)
+
+    async def _load(self, allowance: Allowance) -> None:
+        # Racing first loads each read the ledger; the first to finish wins (the
+        # others' sums can only include calls this store already counts).
+        key = allowance.key
+        spend = await self._loader(key)
+        with self._lock:
+            if key in self._accounts:
+                return
+            account = _Account(spend.usd, spend.tokens)
+            # Thresholds the ledger's spend already passed fired before (another
+            # process, or before a restart): not again.
+            levels = self._levels(allowance, account)
+            account.fired = {t for t, _unit, spent, limit in levels if spent >= t * limit}
+            self._accounts[key] = account
+
+    def _check(self, allowance: Allowance, request: HoldRequest) -> None:
+        account = self._accounts[allowance.key]
+        if allowance.usd is not None:
+            if request.usd is None:
+                self._refuse(allowance, account, "the price is unknown, so it cannot be bounded")
+            left = allowance.usd - account.spent_usd - account.held_usd
+            if request.usd > left:
+                why = f"it needs up to ${request.usd:.6f}, ${left:.6f} left"
+                self._refuse(allowance, account, why)
+        if allowance.tokens is not None:
+            left_tokens = allowance.tokens - account.spent_tokens - account.held_tokens
+            if request.tokens > left_tokens:
+                why = f"it needs up to {request.tokens} tokens, {left_tokens} left"
+                self._refuse(allowance, account, why)
+
+    @staticmethod
+    def _refuse(allowance: Allowance, account: _Account, why: str) -> None:
+        limits = [f"${allowance.usd}" if allowance.usd is not None else ""]
+        limits.append("" if allowance.tokens is None else f"{allowance.tokens} tokens")
+        limit = " and ".join(part for part in limits if part)
+        raise ScopeBudgetExceeded(
+            f"the budget of {allowance.key} ({limit}) refused the call: {why}",
+            key=allowance.key,
+            limit=limit,
+            spent=account.spent_usd,
+        )
+
+    def _unhold(self, hold: Hold) -> bool:
+        """Drop ``hold`` if it is still live; whether it was."""
+        if self._holds.pop(hold.request.attempt_id, None) is None:
+            return False
+        for allowance in hold.request.allowances:
+            account = self._accounts[allowance.key]
+            account.held_usd -= hold.usd
+            account.held_tokens -= hold.tokens
+        return True
+
+    def _expire(self, now: datetime) -> None:
+        while self._expiries and self._expiries[0][0] <= now:
+            _, attempt_id = heapq.heappop(self._expiries)
+            hold = self._holds.get(attempt_id)
+            if hold is not None and hold.request.expires_at <= now:
+                self._unhold(hold)
+
+    def _sweep(self, now: datetime) -> None:
+        """Forget periods that ended (once a day): a long-running process must not keep
+        every user's every day. A key seen again reloads from the ledger."""
+        if self._swept == now.date():
+            return
+        self._swept = now.date()
+        for key, account in list(self._accounts.items()):
+            end = key.period_end()
+            if end is not None and end <= now and not account.held_tokens and not account.held_usd:
+                del self._accounts[key]
+
+    def _levels(self, allowance: Allowance, account: _Account):
+        """(threshold, unit, spent, limit) for each threshold and limit kind of ``allowance``."""
+        for threshold in self._thresholds:
+            if allowance.usd is not None:
+                yield threshold, "usd", account.spent_usd, allowance.usd
+            if allowance.tokens is not None:
+                yield threshold, "tokens", Decimal(account.spent_tokens), Decimal(allowance.tokens)
+
+    def _crossings(self, allowance: Allowance, account: _Account) -> list[ThresholdCrossed]:
+        found = []
+        for threshold, unit, spent, limit in self._levels(allowance, account):
+            if threshold not in account.fired and spent >= threshold * limit:
+                account.fired.add(threshold)
+                found.append(ThresholdCrossed(allowance.key, threshold, unit, spent, limit))
+        return found
