@@ -6,10 +6,11 @@ per-query limit through ``QueryBudget``, and a query limit plus a user day
 and an app month limit held in the ``InMemoryBudgetStore``.
 
 Part 2 runs whole calls through the provider layer on the simulator (time
-scale 0: the client side is all there is) without a budget, with a query
-budget (the prompt counted by the server's /tokenize, the plain call
-streamed so it can be cut), and with query + user budgets, as throughput
-ratios to the unbudgeted calls in the same run.
+scale 0: the client side is all there is; the example config has no
+tokenizer endpoints, so no counting round trip) without a budget, streamed
+without a budget, with a query budget (the plain call then goes out as a
+stream so it can be cut) and with query + user budgets, as throughput
+ratios to the plain unbudgeted calls in the same run.
 
     python benchmarks/budget_overhead.py --pairs 20000 --calls 300
 """
@@ -78,6 +79,7 @@ async def part_two(calls: int) -> list[tuple[str, float]]:
     request = ChatRequest(messages=MESSAGES, max_tokens=32)
     cases = {
         "no budget": {},
+        "no budget, layer.stream": {"_stream": True},
         "query budget": {"budget_usd": "1000"},
         "query + user day budget": {
             "budget_usd": "1000",
@@ -91,9 +93,14 @@ async def part_two(calls: int) -> list[tuple[str, float]]:
             for _round in range(3):  # interleaved, so noise hits every case alike
                 for name, query_args in cases.items():
                     start = time.perf_counter()
+                    args = dict(query_args)
+                    streamed = args.pop("_stream", False)
                     for _ in range(calls // 3):
-                        async with layer.query(app="bench", **query_args):
-                            await layer.chat(request)
+                        async with layer.query(app="bench", **args):
+                            if streamed:
+                                await layer.stream(request).collect()
+                            else:
+                                await layer.chat(request)
                     rates[name].append((calls // 3) / (time.perf_counter() - start))
     return [(name, sorted(values)[1]) for name, values in rates.items()]
 

@@ -163,18 +163,20 @@ class Attempt:
             completion_text=outcome.completion_text,
         )
         budget = self.site.scope.budget if self.site.scope else None
-        if budget is not None and self._hold is not None:
+        held = budget is not None and self._hold is not None
+        if held:
             record = self._check_overrun(record)
-            # The in-memory store settles without suspending, so a pending
-            # cancellation cannot interrupt this await.
+        if self.site.scope is not None:
+            self.site.scope.add(record)
+        # Queued before the settle's await: a cancellation there (a shared store
+        # is a network call) must not lose the row; the hold then expires.
+        self._write(record)
+        if held:
             tokens = usage.total_tokens
             crossed = await budget.settle(self._hold, usd=record.cost_usd, tokens=tokens)
             self._report(crossed)
             if budget.overrun is not None:
                 self.site.scope.status = QueryStatus.BUDGET_EXHAUSTED
-        if self.site.scope is not None:
-            self.site.scope.add(record)
-        self._write(record)
         if interrupted is not None:
             raise interrupted
         return record

@@ -71,7 +71,8 @@ class ModelCall:
     def budgeted(self) -> bool:
         """Whether the call's query holds it to a budget (which costs counting work)."""
         scope = self.site.scope
-        return scope is not None and scope.budget is not None and not scope.budget.unlimited
+        # The layer gives a query a budget object only when some limit applies.
+        return scope is not None and scope.budget is not None
 
     def prompt_tokens(self, encoding: str = DEFAULT_ENCODING) -> int:
         """The request's prompt counted with ``encoding``, once per encoding (it costs CPU)."""

@@ -136,7 +136,7 @@ class ProviderLayer:
         )
         await self.ledger.open_query(record)
         budget = None
-        if not (limits.unlimited and not scoped):  # no budget at all: nothing to hold
+        if scoped or not limits.unlimited:  # with no budget at all there is nothing to hold
             ids = replace(ids, query=record.id)
             budget = QueryBudget(limits, scoped, ids, self.budget_store)
         scope = QueryScope(
