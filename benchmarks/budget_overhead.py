@@ -12,26 +12,41 @@ without a budget, with a query budget (the plain call then goes out as a
 stream so it can be cut) and with query + user budgets, as throughput
 ratios to the plain unbudgeted calls in the same run.
 
-    python benchmarks/budget_overhead.py --pairs 20000 --calls 300
+Part 3 (with PostgreSQL reachable at ``--postgres``, default
+``$SPENDGRAPH_TEST_POSTGRES_URL`` or the local server's ``test`` database)
+times the same reserve/settle pair against a tenant month and a user day
+held in the shared ``PostgresBudgetStore`` (in a throw-away schema), as a
+ratio to the in-memory store, with the SQL statements each pair sends.
+
+    python benchmarks/budget_overhead.py --pairs 20000 --calls 300 --pg-pairs 1000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy import event
 
 from spendgraph.providers import BudgetLimit, ChatRequest, InMemoryBudgetStore, simulated_layer
 from spendgraph.providers.budget import Budget, BudgetLimits
-from spendgraph.providers.budgets import QueryBudget, ScopeIds
+from spendgraph.providers.budgets import PostgresBudgetStore, QueryBudget, ScopeIds
+from spendgraph.providers.ledger import Ledger
 
 USD = Decimal("0.00001")
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 MESSAGES = [{"role": "user", "content": "Summarise why per-query budgets matter, briefly."}]
 
 
@@ -105,6 +120,75 @@ async def part_two(calls: int) -> list[tuple[str, float]]:
     return [(name, sorted(values)[1]) for name, values in rates.items()]
 
 
+class _StatementCount:
+    """Counts the SQL statements an engine sends (each one round trip, in autocommit)."""
+
+    def __init__(self) -> None:
+        self.statements = 0
+
+    def count(self, *_args: object) -> None:
+        self.statements += 1
+
+
+@contextmanager
+def _scratch_schema(server: str) -> Iterator[str]:
+    """A ledger URL on a schema of its own, dropped afterwards."""
+    schema = f"spendgraph_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    separator = "&" if "?" in server else "?"
+    try:
+        yield f"{server}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+async def part_three(server: str, pairs: int) -> list[tuple[str, float, float]]:
+    """reserve/settle pairs per second (and statements per pair): in memory vs PostgreSQL."""
+    huge = BudgetLimits(usd=Decimal(10**9), tokens=10**12)
+    ids = ScopeIds(query="q", user="ada", app="bench", tenant="acme")
+    limits = (
+        BudgetLimit("tenant", "month", usd=Decimal(10**9)),
+        BudgetLimit("user", "day", usd=Decimal(10**9)),
+    )
+    counter = iter(range(10**12))
+
+    async def rate(budget: QueryBudget, count: int) -> float:
+        async def pair() -> None:
+            hold = await budget.reserve(f"a{next(counter)}", usd=USD, tokens=100)
+            await budget.settle(hold, usd=USD, tokens=100)
+
+        for _ in range(min(50, count)):  # warm: accounts created, statements prepared
+            await pair()
+        return await _pairs_per_s(pair, count)
+
+    memory = await rate(QueryBudget(huge, limits, ids, InMemoryBudgetStore()), pairs * 20)
+    rows = [("in memory (one process)", memory, 0.0)]
+    with _scratch_schema(server) as url, Ledger.open(url) as ledger:
+        store = PostgresBudgetStore.for_engine(ledger.engine)
+        sent = _StatementCount()
+        event.listen(store.engine, "before_cursor_execute", sent.count)
+        shared = QueryBudget(huge, limits, ids, store)
+        await rate(shared, 50)
+        sent.statements = 0
+        per_s = await rate(shared, pairs)
+        rows.append(("PostgresBudgetStore (shared)", per_s, sent.statements / (pairs + 50)))
+        await store.aclose()
+    return rows
+
+
+def _shared_table(rows: list[tuple[str, float, float]]) -> Table:
+    table = Table(title="reserve + settle, tenant month + user day: shared store vs in memory")
+    for column in ("store", "pairs/s", "ratio to in memory", "us per pair", "SQL per pair"):
+        table.add_column(column, justify="right")
+    base = rows[0][1]
+    for name, rate, statements in rows:
+        shown = f"{statements:.2f}" if statements else "-"
+        table.add_row(name, f"{rate:,.0f}", f"{base / rate:.1f}x", f"{1e6 / rate:,.1f}", shown)
+    return table
+
+
 def _table(title: str, unit: str, rows: list[tuple[str, float]]) -> Table:
     table = Table(title=title)
     for column in ("case", unit, "ratio to the first row", "us per unit"):
@@ -119,12 +203,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=20000, help="reserve/settle pairs per case")
     parser.add_argument("--calls", type=int, default=300, help="layer calls per case")
+    parser.add_argument("--pg-pairs", type=int, default=1000, help="pairs on PostgreSQL")
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("SPENDGRAPH_TEST_POSTGRES_URL", DEFAULT_POSTGRES),
+        help="PostgreSQL server for part 3 ('' skips it)",
+    )
     args = parser.parse_args()
     console = Console()
     pairs = asyncio.run(part_one(args.pairs))
     console.print(_table("reserve + settle", "pairs/s", pairs))
     calls = asyncio.run(part_two(args.calls))
     console.print(_table("whole calls, concurrency 1", "calls/s", calls))
+    if args.postgres:
+        shared = asyncio.run(part_three(args.postgres, args.pg_pairs))
+        console.print(_shared_table(shared))
 
 
 if __name__ == "__main__":

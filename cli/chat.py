@@ -3,7 +3,9 @@
 On a terminal the answer streams in place and a spend panel follows each turn;
 with stdin piped, each input line is one query and the output is plain text.
 Ctrl-C during a turn cancels that turn (its calls are recorded as cancelled);
-Ctrl-C at the prompt, Ctrl-D or ``/quit`` leaves.
+Ctrl-C at the prompt, Ctrl-D or ``/quit`` leaves. SIGTERM (``docker stop``,
+systemd, Kubernetes) cancels the running turn the same way, then leaves with
+exit code 143 (128 + SIGTERM, see ``cli/signals.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 import uuid
 from contextlib import AsyncExitStack, ExitStack, nullcontext
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated
 
 import typer
@@ -23,7 +25,12 @@ from spendgraph.cli import formats as fmt
 from spendgraph.cli.apps import load_app
 from spendgraph.cli.chat_view import LiveTurn, plain_turn, show_turn
 from spendgraph.cli.console import Output
-from spendgraph.cli.options import ConfigOption, LedgerOption, handled_errors
+from spendgraph.cli.options import (
+    ConfigOption,
+    LedgerOption,
+    handled_errors,
+    usd_amount_problem,
+)
 from spendgraph.cli.run import (
     BudgetTokensOption,
     BudgetUsdOption,
@@ -34,6 +41,7 @@ from spendgraph.cli.run import (
     UserOption,
 )
 from spendgraph.cli.runtime import Session, Target, open_session, require_tiers
+from spendgraph.cli.signals import Shutdown, Terminated
 from spendgraph.cli.spend_view import money
 from spendgraph.graph import RunFinished, RunStarted, stream_graph, with_checkpointer
 from spendgraph.graph.app import App
@@ -82,7 +90,9 @@ def chat(
         talk = Conversation(
             app, thread or uuid.uuid4().hex, budget_usd, budget_tokens, user, no_budget
         )
-        ChatLoop(out, talk, interactive=sys.stdin.isatty()).run(target)
+        code = ChatLoop(out, talk, interactive=sys.stdin.isatty()).run(target)
+        if code:
+            raise typer.Exit(code)
 
 
 class ChatLoop:
@@ -93,17 +103,29 @@ class ChatLoop:
         self.talk = talk
         self.interactive = interactive
         self.session: Session | None = None
+        self.shutdown = Shutdown()
 
-    def run(self, target: Target) -> None:
-        with ExitStack() as stack, asyncio.Runner() as runner:
+    def run(self, target: Target) -> int:
+        """Chat until the user leaves; the exit code: 0, or 143 once SIGTERM stopped it."""
+        with self.shutdown, ExitStack() as stack, asyncio.Runner() as runner:
             astack = AsyncExitStack()
             try:
-                self.session = runner.run(open_session(stack, astack, target))
+                opening = open_session(stack, astack, target)
+                self.session = runner.run(self.shutdown.guard(opening))
                 require_tiers(self.session.layer.config, self.talk.app.tiers, self.talk.app.name)
                 self._greet()
                 self._loop(runner)
+            except asyncio.CancelledError:
+                if self.shutdown.signum is None:
+                    raise
             finally:
-                runner.run(astack.aclose())
+                runner.run(astack.aclose())  # a signal now is only noted: the ledger is closing
+        if self.shutdown.signum is None:
+            return 0
+        self.out.errors.print(
+            f"stopped by {self.shutdown.signal_name}", style="yellow", highlight=False
+        )
+        return self.shutdown.exit_code
 
     def _greet(self) -> None:
         if self.interactive:
@@ -114,7 +136,7 @@ class ChatLoop:
             )
 
     def _loop(self, runner: asyncio.Runner) -> None:
-        while (line := self._read()) is not None:
+        while self.shutdown.signum is None and (line := self._read()) is not None:
             text = line.strip()
             if not text:
                 continue
@@ -123,17 +145,22 @@ class ChatLoop:
                     return
                 continue
             try:
-                runner.run(self._turn(text))
+                runner.run(self.shutdown.guard(self._turn(text)))
             except KeyboardInterrupt:
+                self.out.print("[yellow]turn cancelled[/] (its calls are recorded as cancelled)")
+            except asyncio.CancelledError:
+                if self.shutdown.signum is None:
+                    raise
                 self.out.print("[yellow]turn cancelled[/] (its calls are recorded as cancelled)")
 
     def _read(self) -> str | None:
         try:
-            if self.interactive:
-                return self.out.console.input("[bold green]you>[/] ")
-            line = sys.stdin.readline()
-            return line if line else None
-        except (EOFError, KeyboardInterrupt):
+            with self.shutdown.interruptible():
+                if self.interactive:
+                    return self.out.console.input("[bold green]you>[/] ")
+                line = sys.stdin.readline()
+                return line if line else None
+        except (EOFError, KeyboardInterrupt, Terminated):
             return None
 
     async def _turn(self, text: str) -> None:
@@ -185,13 +212,10 @@ class ChatLoop:
             self.talk.budget_usd, self.talk.no_budget = None, True
             self.out.print("no budget for the next messages (the app's default is off too)")
             return
-        try:
-            amount = Decimal(value)
-        except InvalidOperation:
-            amount = Decimal(-1)
-        if amount <= 0:
+        if usd_amount_problem(value):  # nan, inf, 0, -1, abc: refused, the chat goes on
             self.out.error(f"/budget needs a positive USD amount (or 'off'), got {value!r}")
             return
+        amount = Decimal(value)
         self.talk.budget_usd, self.talk.no_budget = amount, False
         self.out.print(f"budget ${amount:f} per query")
 

@@ -6,7 +6,8 @@ import sys
 
 import typer
 
-from spendgraph.cli import audit, chat, costs, endpoints, run, serve
+from spendgraph.cli import audit, budgets, chat, costs, endpoints, keys, run, serve
+from spendgraph.cli import threads as threads_command
 from spendgraph.cli.console import Output
 from spendgraph.providers.errors import SpendgraphError
 
@@ -19,6 +20,9 @@ app = typer.Typer(
 app.add_typer(serve.app, name="serve")
 app.add_typer(audit.app, name="audit")
 app.add_typer(endpoints.app, name="endpoints")
+app.add_typer(keys.app, name="keys")
+app.add_typer(budgets.app, name="budgets")
+app.add_typer(threads_command.app, name="threads")
 app.command("run")(run.run)
 app.command("chat")(chat.chat)
 app.command("costs")(costs.costs)

@@ -7,10 +7,13 @@ single ``error: ...`` line on stderr and exit code 1, never a traceback.
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,8 +27,8 @@ from spendgraph.providers.config import (
     example_config_path,
     load_config,
 )
-from spendgraph.providers.errors import SpendgraphError
-from spendgraph.providers.ledger import LedgerFilter
+from spendgraph.providers.errors import LedgerError, SpendgraphError
+from spendgraph.providers.ledger import LEDGER_ENV_VAR, LedgerFilter, resolve_ledger_url
 
 
 class CommandError(SpendgraphError):
@@ -73,6 +76,66 @@ def parse_since(value: str) -> datetime:
 
 def parse_until(value: str) -> datetime:
     return _parse_when(value, end_of_day=True)
+
+
+def usd_amount_problem(value: str) -> str | None:
+    """Why ``value`` is not a positive, finite USD amount (``None`` when it is one)."""
+    try:
+        amount = Decimal(value.strip())
+    except InvalidOperation:
+        return f"expected an amount in USD like 0.05, got {value!r}"
+    if not amount.is_finite():
+        return f"expected a finite amount in USD, got {value!r}"
+    if amount <= 0:
+        return f"expected an amount in USD above 0, got {value!r} (--no-budget runs without one)"
+    return None
+
+
+def parse_usd_budget(value: str) -> Decimal:
+    """``--budget-usd``: a positive, finite Decimal, else a usage error naming the value."""
+    problem = usd_amount_problem(value)
+    if problem:
+        raise typer.BadParameter(problem)
+    return Decimal(value.strip())
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerChoice:
+    """The ledger a command uses and, for messages, where that URL came from."""
+
+    url: str
+    origin: str | None  # None: --ledger, or the default ./spendgraph.db
+
+
+def choose_ledger(
+    explicit: str | None,
+    config_url: str | None = None,
+    config_source: str | None = None,
+    env: Mapping[str, str] = os.environ,
+) -> LedgerChoice:
+    """``--ledger``, else the config's ``[ledger] url``, else ``$SPENDGRAPH_LEDGER``, else
+    ./spendgraph.db: the one order every command (run, chat, audit, threads) follows."""
+    if explicit and explicit.strip():
+        raw, origin = explicit, None
+    elif config_url:
+        raw, origin = config_url, f"{config_source or 'the config'}, key 'ledger.url'"
+    elif (env.get(LEDGER_ENV_VAR) or "").strip():
+        raw, origin = None, f"${LEDGER_ENV_VAR}"
+    else:
+        raw, origin = None, None
+    with ledger_origin(origin):
+        return LedgerChoice(resolve_ledger_url(raw, env), origin)
+
+
+@contextmanager
+def ledger_origin(origin: str | None) -> Iterator[None]:
+    """A ledger error raised inside names where the ledger's URL came from."""
+    try:
+        yield
+    except LedgerError as exc:
+        if origin is None:
+            raise
+        raise LedgerError(f"{exc} (the ledger named by {origin})") from exc
 
 
 JsonOption = Annotated[

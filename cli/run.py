@@ -1,9 +1,17 @@
-"""``spendgraph run APP "input"``: one query through an app, then its answer and spend."""
+"""``spendgraph run APP "input"``: one query through an app, then its answer and spend.
+
+Ctrl-C and SIGTERM (``docker stop``, systemd, Kubernetes) cancel the query: its
+in-flight calls are recorded as cancelled, the query is closed ``cancelled``,
+the ledger is flushed, and the command exits 130 (Ctrl-C) or 143 (SIGTERM),
+128 + the signal's number (see ``cli/signals.py``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from contextlib import AsyncExitStack, ExitStack
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -18,10 +26,12 @@ from spendgraph.cli.options import (
     JsonOption,
     LedgerOption,
     handled_errors,
+    parse_usd_budget,
 )
 from spendgraph.cli.runtime import Target, open_session, require_tiers
+from spendgraph.cli.signals import Shutdown
 from spendgraph.cli.spend_view import spend_json, spend_panel
-from spendgraph.graph import RunResult, run_graph, with_checkpointer
+from spendgraph.graph import RunFinished, RunResult, RunStarted, stream_graph, with_checkpointer
 from spendgraph.graph.app import App
 
 SimOption = Annotated[
@@ -33,7 +43,9 @@ SimScaleOption = Annotated[
 ]
 BudgetUsdOption = Annotated[
     Decimal | None,
-    typer.Option("--budget-usd", parser=Decimal, metavar="USD", help="Per-query budget in USD."),
+    typer.Option(
+        "--budget-usd", parser=parse_usd_budget, metavar="USD", help="Per-query budget in USD."
+    ),
 ]
 BudgetTokensOption = Annotated[
     int | None, typer.Option("--budget-tokens", min=1, help="Per-query budget in tokens.")
@@ -76,23 +88,64 @@ def run(
             "user": user,
             "clear_budget": no_budget,
         }
-        result, records = asyncio.run(_run_once(app, text, target, thread, overrides))
-        _report(out, result, records)
+        progress = _Progress()
+        with Shutdown((signal.SIGINT, signal.SIGTERM)) as shutdown:
+            try:
+                result, records = asyncio.run(
+                    shutdown.guard(_run_once(app, text, target, thread, overrides, progress))
+                )
+            except asyncio.CancelledError:
+                if shutdown.signum is None:
+                    raise
+                _report_stopped(out, shutdown, progress.query_id)
+                raise typer.Exit(shutdown.exit_code) from None
+            _report(out, result, records)  # a signal now is only noted: the query is done
+        if shutdown.signum is not None:
+            raise typer.Exit(shutdown.exit_code)
 
 
-async def _run_once(app: App, text: str, target: Target, thread: str | None, overrides: dict):
+@dataclass
+class _Progress:
+    """What a run had reached, for the message when a signal stops it."""
+
+    query_id: str | None = None
+
+
+async def _run_once(
+    app: App, text: str, target: Target, thread: str | None, overrides: dict, progress: _Progress
+):
     with ExitStack() as stack:
         async with AsyncExitStack() as astack:
             session = await open_session(stack, astack, target)
             require_tiers(session.layer.config, app.tiers, app.name)
             graph = with_checkpointer(app.build(), session.checkpointer_for(app))
-            result = await run_graph(
-                graph, session.layer, text, thread_id=thread, options=app.run_options(**overrides)
-            )
+            options = app.run_options(**overrides)
+            result = None
+            async for event in stream_graph(
+                graph, session.layer, text, thread_id=thread, options=options
+            ):
+                if isinstance(event, RunStarted):
+                    progress.query_id = event.query_id
+                elif isinstance(event, RunFinished):
+                    result = event.result
+            assert result is not None  # stream_graph ends with RunFinished or raises
             # The ledger is the record: read back every attempt, denied ones included.
             await asyncio.to_thread(session.layer.ledger.flush)
             records = session.layer.ledger.calls_for_query(result.query_id)
             return result, records
+
+
+def _report_stopped(out: Output, shutdown: Shutdown, query_id: str | None) -> None:
+    """One line on stderr: what the signal stopped, and where its record is."""
+    if query_id is None:
+        message = f"stopped by {shutdown.signal_name} before the query started"
+    else:
+        message = (
+            f"stopped by {shutdown.signal_name}: query {query_id[:8]} cancelled, its calls "
+            f"recorded (spendgraph audit show {query_id[:8]})"
+        )
+    # soft_wrap: one line however narrow the terminal, so logs and grep see it whole.
+    out.errors.print(message, style="yellow", highlight=False, markup=False, soft_wrap=True)
 
 
 def _report(out: Output, result: RunResult, records: list) -> None:

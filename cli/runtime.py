@@ -14,6 +14,7 @@ from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from spendgraph.cli.options import choose_ledger, ledger_origin
 from spendgraph.graph import open_checkpointer
 from spendgraph.graph.app import App
 from spendgraph.providers.config import (
@@ -23,7 +24,7 @@ from spendgraph.providers.config import (
 )
 from spendgraph.providers.errors import ConfigError
 from spendgraph.providers.gateway import ProviderLayer
-from spendgraph.providers.ledger import Ledger, resolve_ledger_url
+from spendgraph.providers.ledger import LeaseOptions, Ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,9 @@ class Target:
     sim: bool = False
     sim_time_scale: float = 1.0
     ledger: str | None = None
+    # With ``sim``: a simulator already running there (a front door's workers
+    # share the one their parent started) instead of starting one.
+    sim_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,8 @@ def _sim_config(stack: ExitStack, target: Target, env: Mapping[str, str]) -> Spe
     from spendgraph.providers.local.sim.layer import simulator_config
     from spendgraph.providers.local.sim.server import run_simulator
 
+    if target.sim_url:
+        return simulator_config(target.sim_url, env=env)
     sim = stack.enter_context(run_simulator(time_scale=target.sim_time_scale))
     return simulator_config(sim, env=env)
 
@@ -122,11 +128,15 @@ async def open_session(
 ) -> Session:
     """Start everything a run needs; both stacks close it again (async first)."""
     config, label = resolve_config(sync_stack, target, env)
-    url = resolve_ledger_url(target.ledger or config.ledger.url, env)
-    ledger = Ledger.open(url, env=env)
+    choice = choose_ledger(target.ledger, config.ledger.url, config.source, env)
+    url = choice.url
+    with ledger_origin(choice.origin):
+        ledger = Ledger.open(url, env=env, lease=LeaseOptions(config.ledger.lease_s))
     layer = ProviderLayer(config, ledger, env=env)
     async_stack.push_async_callback(layer.aclose)
-    checkpointer = await async_stack.enter_async_context(open_checkpointer(url, env=env))
+    checkpointer = await async_stack.enter_async_context(
+        open_checkpointer(url, env=env, threads=config.threads)
+    )
     return Session(layer=layer, ledger_url=url, checkpointer=checkpointer, endpoints_label=label)
 
 

@@ -1,4 +1,4 @@
-"""``spendgraph serve``: run a local endpoint in the foreground."""
+"""``spendgraph serve``: apps over HTTP (``serve app``), or a local endpoint in the foreground."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 
-from spendgraph.cli import serve_local
+from spendgraph.cli import serve_app, serve_local
 
 app = typer.Typer(
-    help="Run a local OpenAI-compatible endpoint in the foreground.", no_args_is_help=True
+    help="Serve apps over HTTP (`serve app`), or run a local endpoint in the foreground.",
+    no_args_is_help=True,
 )
 
 
@@ -50,3 +51,4 @@ def sim(
 
 
 serve_local.register(app)
+app.command("app")(serve_app.serve_app)

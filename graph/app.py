@@ -28,7 +28,9 @@ class App:
     config that lacks one is reported before the first call. ``keep_threads``
     False runs it without a conversation checkpoint: each input starts fresh
     and nothing of it is written to the threads database (for inputs that must
-    not be stored, like patient transcripts).
+    not be stored, like patient transcripts). ``answer_agent`` names the agent
+    whose streamed tokens are the answer (the front door forwards them as they
+    come); ``None`` sends the answer when the query ends.
     """
 
     name: str
@@ -38,6 +40,7 @@ class App:
     samples: tuple[str, ...] = ()
     tiers: tuple[str, ...] = ("default",)
     keep_threads: bool = True
+    answer_agent: str | None = None
 
     def run_options(self, *, clear_budget: bool = False, **overrides: object) -> RunOptions:
         """This app's defaults with ``app`` set and any non-None overrides applied;

@@ -28,10 +28,11 @@ from langgraph.graph.state import CompiledStateGraph
 from spendgraph.graph.events import BudgetThreshold, RunEvent, RunFinished, RunStarted
 from spendgraph.graph.nodes import RunContext, exhausted, last_output
 from spendgraph.graph.state import AgentOutput, GraphState, per_query_resets, query_input
+from spendgraph.providers.budgets import BudgetLimit
 from spendgraph.providers.context import QueryScope
 from spendgraph.providers.errors import BudgetExceeded
 from spendgraph.providers.gateway import ProviderLayer
-from spendgraph.providers.ledger.records import BudgetEventRecord, QueryStatus
+from spendgraph.providers.ledger.records import BudgetEventRecord, CallRecord, QueryStatus
 from spendgraph.providers.spend import Spend
 
 
@@ -39,17 +40,20 @@ from spendgraph.providers.spend import Spend
 class RunOptions:
     """How one run is recorded and bounded.
 
-    ``app``/``user`` label the Query row; ``budget_usd``/``budget_tokens`` are
-    the per-query budget; ``store_text`` opts in to storing prompt/completion
-    text (``None``: the ledger config's default); ``stream_tokens`` streams
+    ``app``/``user``/``tenant`` label the Query row; ``budget_usd``/``budget_tokens``
+    are the per-query budget and ``budgets`` adds scoped ones (per tenant, user,
+    app or thread and day/month) to the config's; ``store_text`` opts in to storing
+    prompt/completion text (``None``: the ledger config's default); ``stream_tokens`` streams
     model calls so token deltas are emitted; ``recursion_limit`` overrides the
     graph's own.
     """
 
     app: str = ""
     user: str = ""
+    tenant: str = ""
     budget_usd: Decimal | float | str | None = None
     budget_tokens: int | None = None
+    budgets: tuple[BudgetLimit, ...] = ()
     store_text: bool | None = None
     stream_tokens: bool = True
     recursion_limit: int | None = None
@@ -59,7 +63,8 @@ class RunOptions:
 class RunResult:
     """How a run ended: the answer, the Query's status, steps and spend, and the final state.
 
-    ``spend`` is the query's, from the provider layer's accounting. ``state`` is
+    ``spend`` is the query's, from the provider layer's accounting; ``calls``
+    are the records it was summed from (one per HTTP attempt). ``state`` is
     the graph's final state: builder- or app-specific keys are read from it
     (``result.state["draft"]`` for draft-and-verify, ``result.state["plan"]``...).
     """
@@ -73,6 +78,15 @@ class RunResult:
     outputs: tuple[AgentOutput, ...]
     stop_reason: str = ""
     state: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    calls: tuple[CallRecord, ...] = field(default=(), compare=False)
+
+    def spend_by_agent(self) -> dict[str, Spend]:
+        """:attr:`spend` split by agent path ('' for calls made outside an agent)."""
+        totals: dict[str, Spend] = {}
+        for record in self.calls:
+            path = record.agent_path
+            totals[path] = totals.get(path, Spend()) + Spend.of_call(record)
+        return totals
 
 
 _DONE = object()
@@ -142,8 +156,10 @@ async def _run(graph, layer, text, thread_id, options: RunOptions, queue) -> Non
             app=options.app,
             thread_id=thread_id,
             user=options.user,
+            tenant=options.tenant,
             budget_usd=options.budget_usd,
             budget_tokens=options.budget_tokens,
+            budgets=options.budgets,
             store_text=options.store_text,
         ) as scope:
             queue.put_nowait(RunStarted(scope.id, thread_id))
@@ -152,8 +168,8 @@ async def _run(graph, layer, text, thread_id, options: RunOptions, queue) -> Non
             state = await _drive(graph, layer, start, thread_id, options, queue.put_nowait)
             status = QueryStatus.BUDGET_EXHAUSTED if exhausted(state) else QueryStatus.OK
             scope.status = status
-            spend = scope.spend
-        queue.put_nowait(RunFinished(_result(state, status, scope.id, thread_id, spend)))
+        # Read after the close: it records the streams a node left open.
+        queue.put_nowait(RunFinished(_result(state, status, thread_id, scope)))
     finally:
         queue.put_nowait(_DONE)
 
@@ -201,14 +217,15 @@ async def _drive(graph, layer, start, thread_id, options, emit) -> dict[str, Any
     return state
 
 
-def _result(state, status, query_id, thread_id, spend) -> RunResult:
+def _result(state, status, thread_id, scope: QueryScope) -> RunResult:
     return RunResult(
         answer=state.get("answer") or "",
         status=status,
-        query_id=query_id,
+        query_id=scope.id,
         thread_id=thread_id,
         steps=state.get("steps") or 0,
-        spend=spend,
+        spend=scope.spend,
+        calls=scope.calls,
         outputs=tuple(AgentOutput.from_state(o) for o in state.get("outputs") or []),
         stop_reason=state.get("stop_reason") or "",
         state=state,

@@ -56,6 +56,9 @@ _EXPORTS = {
     "RateLimited": "errors",
     "ServerError": "errors",
     "StreamCut": "errors",
+    "StreamTimeout": "errors",
+    "BadResponse": "errors",
+    "Conflict": "errors",
     "BadRequest": "errors",
     "AuthenticationFailed": "errors",
     "NoEndpointAvailable": "errors",
@@ -66,6 +69,7 @@ _EXPORTS = {
 __all__ = [
     "AuthenticationFailed",
     "BadRequest",
+    "BadResponse",
     "BudgetExceeded",
     "BudgetLimit",
     "BudgetStore",
@@ -75,6 +79,7 @@ __all__ = [
     "ChatResult",
     "ChatStream",
     "ConfigError",
+    "Conflict",
     "EmbeddedModelUnavailable",
     "EndpointConnectionError",
     "EndpointError",
@@ -95,6 +100,7 @@ __all__ = [
     "SpendgraphConfig",
     "SpendgraphError",
     "StreamCut",
+    "StreamTimeout",
     "Usage",
     "UsageSource",
     "agent_scope",
@@ -126,8 +132,10 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from spendgraph.providers.errors import (
         AuthenticationFailed,
         BadRequest,
+        BadResponse,
         BudgetExceeded,
         ConfigError,
+        Conflict,
         EmbeddedModelUnavailable,
         EndpointConnectionError,
         EndpointError,
@@ -139,6 +147,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         ServerError,
         SpendgraphError,
         StreamCut,
+        StreamTimeout,
     )
     from spendgraph.providers.gateway import ProviderLayer
     from spendgraph.providers.ledger import (

@@ -12,15 +12,26 @@ so by the time a query is acknowledged every call row before it is durable
 put the ledger writer on every call's critical path: under 64 concurrent
 calls that wait measured ~190 ms median, while the writer competed with the
 event loop for the GIL.
+
+A row books what the server spent. Its usage report is believed only when it
+could be true (:func:`~spendgraph.providers.usage.check_usage`); an impossible
+one is replaced by a count and the row flagged ``usage_rejected``. Without a
+report -- a cut stream, a cancelled one, a server that sends none -- the prompt
+and what arrived are counted, and the prompt's cached prefix is estimated from
+what the endpoint was sent before (:mod:`spendgraph.providers.prefixes`). A
+non-streamed answer cut mid-body was generated in full but never seen: its row
+waits for the call's next attempt, the same request, and books that answer's
+output; when no attempt answers, the row books ``max_tokens`` as an upper bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -38,11 +49,61 @@ from spendgraph.providers.ledger.records import (
     QueryStatus,
     new_sequential_id,
 )
-from spendgraph.providers.usage import Usage, UsageSource, bound_cost, cost_of
+from spendgraph.providers.prefixes import PromptKeys
+from spendgraph.providers.tokens import prompt_token_ceiling
+from spendgraph.providers.usage import (
+    USAGE_REJECTED,
+    ImplausibleUsage,
+    Usage,
+    UsageBounds,
+    UsageSource,
+    bound_cost,
+    check_usage,
+    cost_of,
+)
 
 # Output bound reserved against a budget when a request sets no max_tokens; it
 # is also sent as max_tokens so the bound really holds.
 BUDGET_DEFAULT_MAX_TOKENS = 1024
+
+log = logging.getLogger(__name__)
+
+
+class PendingRows:
+    """Rows of a call's attempts that wait for a later attempt to tell their output.
+
+    A non-streamed answer cut mid-body was generated in full, but none of it
+    arrived; the call's next attempt sends the same request, so its answer is the
+    best estimate of what the cut one cost. The call writes whatever is still
+    waiting when it ends (:meth:`write_all`), at the upper bound.
+    """
+
+    __slots__ = ("_final", "_waiting")
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[Attempt, CallRecord]] = []
+        self._final: dict[str, CallRecord] = {}
+
+    def hold(self, attempt: Attempt, record: CallRecord) -> None:
+        self._waiting.append((attempt, record))
+
+    def resolve(self, output: int) -> None:
+        """A later attempt answered with ``output`` tokens: book that on the waiting rows."""
+        waiting, self._waiting = self._waiting, []
+        for attempt, record in waiting:
+            usage = replace(record.usage, output=output, source=UsageSource.ESTIMATED)
+            cost = cost_of(usage, attempt.endpoint.price)
+            attempt.publish(replace(record, usage=usage, cost_usd=cost))
+
+    def write_all(self, records: Sequence[CallRecord]) -> list[CallRecord]:
+        """Write the rows still waiting as they are; ``records`` with every row as written."""
+        waiting, self._waiting = self._waiting, []
+        for attempt, record in waiting:
+            attempt.publish(record)
+        return [self._final.get(record.id, record) for record in records]
+
+    def written(self, record: CallRecord) -> None:
+        self._final[record.id] = record
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +114,7 @@ class CallSite:
     agent_path: str
     node: str
     request_id: str
+    pending: PendingRows = field(default_factory=PendingRows)
 
 
 @dataclass(slots=True)
@@ -60,7 +122,8 @@ class Outcome:
     """What an attempt ended with; filled in by the code running the HTTP call."""
 
     status: CallStatus = CallStatus.CANCELLED
-    usage: Usage | None = None  # as reported by the server
+    reported_usage: object | None = None  # the server's usage object, unchecked
+    usage_problem: str | None = None  # why the report cannot be believed, if the stream saw it
     error: BaseException | None = None
     generated_text: str = ""
     ttft_at: float | None = None  # perf_counter of the first token (streams)
@@ -99,6 +162,8 @@ class Attempt:
         # only tiktoken counted), and server tokens per tiktoken token.
         self._prompt_exact: int | None = None
         self.output_scale = 1.0
+        # What the endpoint was sent before this prompt: its likely cache hit.
+        self._sent = endpoint.prefixes.sent(PromptKeys.of(request.messages, request.tools))
 
     @property
     def output_limit(self) -> int | None:
@@ -120,6 +185,7 @@ class Attempt:
                 tokens=prompt + self.max_tokens,
             )
         except BudgetExceeded as exc:
+            self.endpoint.prefixes.unanswered(self._sent)
             record = self._record(CallStatus.BUDGET_DENIED, Usage(), None, error=exc)
             self.site.scope.add(record)
             self._write(record)
@@ -149,28 +215,32 @@ class Attempt:
 
     async def finish(self, outcome: Outcome) -> CallRecord:
         """Settle the budget and write the row. Safe to call while being cancelled."""
-        usage, interrupted = outcome.usage, None
-        if usage is None:
-            try:
-                usage = await self._count_usage(outcome)
-            except asyncio.CancelledError as exc:  # cancelled while counting: still recorded
-                usage, interrupted = self._estimated_usage(outcome), exc
+        interrupted = None
+        try:
+            usage, flag = await self._usage(outcome)
+        except asyncio.CancelledError as exc:  # cancelled while counting: still recorded
+            usage, flag = self._with_cache(self._estimated_usage(outcome)), None
+            interrupted = exc
         record = self._record(
             outcome.status,
             usage,
             outcome.ttft_at,
             error=outcome.error,
             completion_text=outcome.completion_text,
+            flag=flag,
         )
         budget = self.site.scope.budget if self.site.scope else None
         held = budget is not None and self._hold is not None
         if held:
             record = self._check_overrun(record)
-        if self.site.scope is not None:
-            self.site.scope.add(record)
-        # Queued before the settle's await: a cancellation there (a shared store
-        # is a network call) must not lose the row; the hold then expires.
-        self._write(record)
+        if not held and self._cut_body(outcome):
+            self.site.pending.hold(self, record)  # written once a later attempt answers
+        else:
+            # Queued before the settle's await: a cancellation there (a shared store
+            # is a network call) must not lose the row; the hold then expires.
+            self.publish(record)
+        if record.status is CallStatus.OK:
+            self.site.pending.resolve(record.usage.output)
         if held:
             tokens = usage.total_tokens
             crossed = await budget.settle(self._hold, usd=record.cost_usd, tokens=tokens)
@@ -180,6 +250,13 @@ class Attempt:
         if interrupted is not None:
             raise interrupted
         return record
+
+    def publish(self, record: CallRecord) -> None:
+        """Add ``record`` to its query's totals and queue its row."""
+        if self.site.scope is not None:
+            self.site.scope.add(record)
+        self._write(record)
+        self.site.pending.written(record)
 
     def _report(self, crossed: tuple[ThresholdCrossed, ...]) -> None:
         """A ``budget_event`` row and a scope event for each threshold this call crossed."""
@@ -200,8 +277,65 @@ class Attempt:
             return record
         return replace(record, overrun_usd=over_usd, overrun_tokens=over_tokens)
 
+    # -- usage ------------------------------------------------------------------
+
+    async def _usage(self, outcome: Outcome) -> tuple[Usage, str | None]:
+        """What the attempt used, and the flag its row gets (None: nothing to flag)."""
+        reported, problem = self._reported(outcome)
+        if reported is not None:
+            self.endpoint.prefixes.answered(
+                self._sent, reported.prompt_tokens, reported.input_cached
+            )
+            return reported, None
+        if problem is not None:
+            log.warning(
+                "endpoint %r reported impossible usage (%s); its tokens were counted instead",
+                self.endpoint.name,
+                problem,
+            )
+        usage = self._with_cache(await self._count_usage(outcome))
+        flag = USAGE_REJECTED if problem is not None and outcome.status is CallStatus.OK else None
+        return usage, flag
+
+    def _reported(self, outcome: Outcome) -> tuple[Usage | None, str | None]:
+        """The server's report if it could be true; else None and why not (None: no report)."""
+        raw = outcome.reported_usage
+        if raw is None or outcome.status is CallStatus.CUT_AT_BUDGET:
+            return None, None  # a stream we closed is booked as metered
+        if outcome.usage_problem is not None:
+            return None, outcome.usage_problem
+        try:
+            usage = Usage.from_openai(raw)
+            check_usage(usage, self._bounds(outcome))
+        except ImplausibleUsage as exc:
+            return None, str(exc)
+        return usage, None
+
+    def _bounds(self, outcome: Outcome) -> UsageBounds:
+        request = self.request
+        return UsageBounds(
+            prompt=prompt_token_ceiling(request.messages, request.tools),
+            max_tokens=self.max_tokens,
+            context_window=self.endpoint.context_window,
+            answered=bool(outcome.generated_text),
+        )
+
+    def _with_cache(self, usage: Usage) -> Usage:
+        """``usage`` (all prompt uncached) with the prefix the server likely had cached."""
+        prompt, prefixes = usage.prompt_tokens, self.endpoint.prefixes
+        if prompt == 0:  # the server never took the prompt
+            prefixes.unanswered(self._sent)
+            return usage
+        cached = prefixes.estimate(self._sent, prompt)
+        prefixes.answered(self._sent, prompt, None)
+        return replace(usage, input_uncached=prompt - cached, input_cached=cached)
+
+    def _cut_body(self, outcome: Outcome) -> bool:
+        """A non-streamed answer the server generated but that broke off on the way."""
+        return not self.stream and isinstance(outcome.error, StreamCut)
+
     async def _count_usage(self, outcome: Outcome) -> Usage:
-        """Usage when the server sent none: the prompt plus what arrived, counted."""
+        """Usage when the server sent none to believe: the prompt plus what arrived, counted."""
         if outcome.status is CallStatus.CUT_AT_BUDGET:
             return self._cut_usage(outcome)
         if outcome.status is CallStatus.ERROR and not isinstance(outcome.error, StreamCut):
@@ -211,11 +345,24 @@ class Attempt:
         prompt = output = None
         if outcome.status is not CallStatus.CANCELLED:  # no network while being cancelled
             prompt = await self.endpoint.count_prompt(self.request.messages, self.request.tools)
+            if self._cut_body(outcome):  # generated, but none of it arrived
+                return self._cut_body_usage(prompt)
             if prompt is not None:
                 output = await self.endpoint.count_output(outcome.generated_text)
         if prompt is not None and output is not None:
             return Usage(input_uncached=prompt, output=output, source=UsageSource.COUNTED)
         return self._estimated_usage(outcome)
+
+    def _cut_body_usage(self, prompt: int | None) -> Usage:
+        """The prompt counted; the output at most max_tokens, until a later attempt tells."""
+        source = UsageSource.ESTIMATED if prompt is None else UsageSource.COUNTED
+        if self.max_tokens is not None:
+            source = UsageSource.UPPER_BOUND
+        return Usage(
+            input_uncached=self._prompt_estimate() if prompt is None else prompt,
+            output=self.max_tokens or 0,
+            source=source,
+        )
 
     def _cut_usage(self, outcome: Outcome) -> Usage:
         """A stream we closed at its bound: the prompt as reserved, the output as metered."""
@@ -242,6 +389,7 @@ class Attempt:
         *,
         error: BaseException | None = None,
         completion_text: str | None = None,
+        flag: str | None = None,
     ) -> CallRecord:
         now = time.perf_counter()
         scope = self.site.scope
@@ -264,7 +412,7 @@ class Attempt:
             started_at=self._started_wall,
             ttft_ms=None if ttft_at is None else (ttft_at - self._started) * 1000,
             latency_ms=(now - self._started) * 1000,
-            error_kind=_error_kind(error),
+            error_kind=flag or _error_kind(error),
             http_status=http_status,
             prompt_text=_prompt_text(self.request.messages) if store_text else None,
             completion_text=completion_text if store_text else None,

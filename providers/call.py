@@ -10,6 +10,7 @@ it drives the same call object through :meth:`ModelCall.first_success`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -30,7 +31,6 @@ from spendgraph.providers.ledger.records import CallRecord, CallStatus
 from spendgraph.providers.retry import RetryPolicy
 from spendgraph.providers.router import Router, RouteRequest
 from spendgraph.providers.tokens import DEFAULT_ENCODING, count_chat
-from spendgraph.providers.usage import Usage
 
 T = TypeVar("T")
 
@@ -48,7 +48,7 @@ class CallServices:
 class ModelCall:
     """One logical call (a ``chat`` or a ``stream``) and the attempts it has made so far."""
 
-    __slots__ = ("_counts", "attempts", "request", "services", "site", "stream")
+    __slots__ = ("_counts", "attempts", "deadline", "request", "services", "site", "stream")
 
     def __init__(self, services: CallServices, request: ChatRequest, *, stream: bool = False):
         self.services = services
@@ -64,6 +64,8 @@ class ModelCall:
         )
         self.attempts: list[CallRecord] = []
         self._counts: dict[str, int] = {}
+        # The call's wall-clock limit on the event loop's clock, set when routing starts.
+        self.deadline: float | None = None
 
     # -- prompt tokens ------------------------------------------------------
 
@@ -109,14 +111,26 @@ class ModelCall:
         Returns that endpoint with its slot still held (the caller releases it)
         and what ``once`` returned. A non-retryable error surfaces at once;
         running out of candidates (tried, or skipped by the router as open or
-        rate-limited) raises :class:`NoEndpointAvailable`.
+        rate-limited) or of the call's time (``routing.call_timeout_s``; ``once``
+        passes :attr:`deadline` on to the endpoint) raises :class:`NoEndpointAvailable`.
         """
         router, retries = self.services.router, self.services.retries
+        loop = asyncio.get_running_loop()
+        limit = self.services.config.routing.call_timeout_s
+        self.deadline = deadline = loop.time() + limit
         failures: list[EndpointError] = []
         candidates = self.candidates()
         while candidates:
+            if failures and loop.time() >= deadline:
+                raise self._exhausted(failures, f"the call's {limit:g} s (call_timeout_s) ran out")
             try:
-                endpoint = await router.checkout(candidates)
+                async with asyncio.timeout_at(deadline):  # with on_limit = "wait"
+                    endpoint = await router.checkout(candidates)
+            except TimeoutError:
+                detail = f"no endpoint had a free slot within the call's {limit:g} s"
+                if not failures:
+                    raise NoEndpointAvailable(detail) from None
+                raise self._exhausted(failures, detail) from None
             except NoEndpointAvailable as exc:
                 if not failures:
                     raise
@@ -125,6 +139,8 @@ class ModelCall:
                 value = await retries.run(
                     lambda: once(endpoint),  # noqa: B023 - awaited before the loop moves on
                     lambda: router.cooling(endpoint),  # noqa: B023
+                    deadline=deadline,
+                    last=len(candidates) == 1,
                 )
             except EndpointError as exc:
                 router.release(endpoint)
@@ -180,7 +196,10 @@ class ModelCall:
 
     async def complete(self) -> ChatResult:
         """Route, retry, fall back and account for one non-streamed completion."""
-        endpoint, response = await self.first_success(self._complete_once)
+        try:
+            endpoint, response = await self.first_success(self._complete_once)
+        finally:  # rows of answers cut mid-body waited for a later attempt's output
+            self.attempts = self.site.pending.write_all(self.attempts)
         self.services.router.release(endpoint)
         return self.result(response)
 
@@ -188,10 +207,10 @@ class ModelCall:
         attempt = await self.begin(endpoint)
         outcome = Outcome()
         try:
-            response = await endpoint.complete(attempt.body())
+            response = await endpoint.complete(attempt.body(), not_after=self.deadline)
             message = response.choices[0].message if response.choices else None
             outcome.status = CallStatus.OK
-            outcome.usage = Usage.from_openai(response.usage) if response.usage else None
+            outcome.reported_usage = response.usage  # checked when the attempt settles
             outcome.generated_text = _message_text(message)
             outcome.completion_text = message.content if message else None
             return response

@@ -34,15 +34,18 @@ class QueryScope:
         app: str = "",
         thread_id: str = "",
         user: str = "",
+        tenant: str = "",
     ):
         self.id = query_id
         self.app = app
         self.thread_id = thread_id
         self.user = user
+        self.tenant = tenant
         self.budget = budget
         self.store_text = store_text
         self.status: QueryStatus | None = None  # set to override the status on close
         self._spend = Spend()
+        self._calls: list[CallRecord] = []
         self._lock = threading.Lock()
         self._writes: list[Future[None]] = []
         self._streams: dict[object, AsyncGenerator[Any, None]] = {}
@@ -53,9 +56,17 @@ class QueryScope:
         """Totals of the calls recorded so far in this query."""
         return self._spend
 
-    def add(self, record: CallRecord) -> None:
+    @property
+    def calls(self) -> tuple[CallRecord, ...]:
+        """The call records added so far, in order (every attempt, refused ones too)."""
         with self._lock:
-            self._spend = self._spend + Spend.of_call(record)
+            return tuple(self._calls)
+
+    def add(self, record: CallRecord) -> None:
+        spend = Spend.of_call(record)
+        with self._lock:
+            self._spend = self._spend + spend
+            self._calls.append(record)
 
     def track(self, write: Future[None]) -> None:
         """Remember a queued ledger write of this query's, to check when it closes."""

@@ -1,13 +1,18 @@
 """One OpenAI-compatible endpoint: its client, its error mapping, its token counter.
 
 This is the boundary with the ``openai`` SDK: every SDK or transport exception
-leaves this module as a :mod:`spendgraph.providers.errors` type. The SDK's own
-retries are off (``max_retries=0``) because the router retries itself, so that
-every HTTP attempt becomes its own ledger row.
+leaves this module as a :mod:`spendgraph.providers.errors` type, with whatever
+the server said scrubbed of keys (:mod:`spendgraph.providers.redact`); a 200
+answer that is not a chat completion is a ``BadResponse``, and every attempt
+runs within wall-clock deadlines (:mod:`spendgraph.providers.responses`). The
+SDK's own retries are off (``max_retries=0``) because the router retries
+itself, so that every HTTP attempt becomes its own ledger row.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -19,28 +24,80 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from spendgraph.providers import errors
 from spendgraph.providers.config import EndpointConfig
 from spendgraph.providers.ledger.records import EndpointInfo
+from spendgraph.providers.prefixes import PrefixMemory
+from spendgraph.providers.redact import GENERIC, Redactor, authorization_secret
+from spendgraph.providers.responses import (
+    AttemptTimeouts,
+    StreamClock,
+    check_event_stream,
+    checked_completion,
+    guarded_chunks,
+    invalid_json,
+    late,
+    snippet,
+)
 from spendgraph.providers.tokens import chatml_prompt_text, count_chat, count_text
 from spendgraph.providers.usage import Price
 
+# The longest a best-effort tokenizer request may take.
+EXTRA_TIMEOUT_S = 5.0
 
-def map_sdk_error(exc: BaseException, endpoint: str) -> errors.EndpointError:
-    """Translate an ``openai``/transport exception into our error tree."""
+
+def map_sdk_error(
+    exc: BaseException, endpoint: str, redactor: Redactor = GENERIC
+) -> errors.EndpointError:
+    """Translate an ``openai``/transport exception into our error tree.
+
+    Whatever the server said is scrubbed by ``redactor``, and of the key the failed
+    request carried, before it becomes part of a message.
+    """
     if isinstance(exc, errors.EndpointError):
         return exc
+    redactor = redactor.with_secrets([_sent_secret(exc)])
     if isinstance(exc, openai.APITimeoutError):
         return errors.EndpointTimeout("request timed out", endpoint=endpoint)
+    if isinstance(exc, openai.APIConnectionError) and _body_cut(exc):
+        # The server answered (and did the work); the body broke off on the way.
+        cause = redactor.scrub(str(exc.__cause__))
+        return errors.StreamCut(f"the response body broke off: {cause}", endpoint=endpoint)
     if isinstance(exc, openai.APIConnectionError):
-        return errors.EndpointConnectionError(f"connection failed: {exc}", endpoint=endpoint)
+        return errors.EndpointConnectionError(
+            f"connection failed: {redactor.scrub(str(exc))}", endpoint=endpoint
+        )
     if isinstance(exc, openai.APIStatusError):
-        return _status_error(exc, endpoint)
+        return _status_error(exc, endpoint, redactor)
+    if isinstance(exc, openai.APIError):
+        # An error event inside a 200 stream (``data: {"error": ...}``): the server failed.
+        message = snippet(exc.message, redactor)
+        return errors.ServerError(f"error event in the stream: {message}", endpoint=endpoint)
     # Anything else raised while reading a response body (a peer that closed
     # mid-stream surfaces as the transport's protocol error).
     return errors.StreamCut(f"response ended early: {type(exc).__name__}", endpoint=endpoint)
 
 
-def _status_error(exc: openai.APIStatusError, endpoint: str) -> errors.EndpointError:
+def _body_cut(exc: BaseException) -> bool:
+    """Whether the transport says a response's body ended early (the server had answered),
+    as opposed to a connection that failed before any answer."""
+    return "complete message body" in str(exc.__cause__ or "")
+
+
+def sdk_cause(exc: BaseException) -> BaseException | None:
+    """What to chain a mapped error to: not an SDK error that holds the server's body
+    verbatim (it may echo the key, and a logged traceback prints the cause)."""
+    return None if isinstance(exc, openai.APIError) and exc.body is not None else exc
+
+
+def _sent_secret(exc: BaseException) -> str | None:
+    request = getattr(exc, "request", None)
+    headers = getattr(request, "headers", None)
+    return authorization_secret(headers.get("authorization")) if headers is not None else None
+
+
+def _status_error(
+    exc: openai.APIStatusError, endpoint: str, redactor: Redactor
+) -> errors.EndpointError:
     status = exc.status_code
-    message = f"HTTP {status}: {_server_message(exc)}"
+    message = f"HTTP {status}: {_server_message(exc, redactor)}"
     if status == 429:
         retry_after = _retry_after(exc.response.headers)
         return errors.RateLimited(
@@ -50,16 +107,24 @@ def _status_error(exc: openai.APIStatusError, endpoint: str) -> errors.EndpointE
         return errors.ServerError(message, endpoint=endpoint, status_code=status)
     if status in (401, 403):
         return errors.AuthenticationFailed(message, endpoint=endpoint, status_code=status)
+    # 408 (the server's own request timeout) and 409 (a conflict, e.g. a lock): worth
+    # another attempt, as OpenAI's SDK also judges them.
+    if status == 408:
+        return errors.EndpointTimeout(message, endpoint=endpoint, status_code=status)
+    if status == 409:
+        return errors.Conflict(message, endpoint=endpoint, status_code=status)
     return errors.BadRequest(message, endpoint=endpoint, status_code=status)
 
 
-def _server_message(exc: openai.APIStatusError) -> str:
+def _server_message(exc: openai.APIStatusError, redactor: Redactor) -> str:
     body = exc.body
     if isinstance(body, Mapping):
         inner = body.get("error", body)
         if isinstance(inner, Mapping) and inner.get("message"):
-            return str(inner["message"])
-    return exc.message
+            return snippet(str(inner["message"]), redactor)
+    if isinstance(body, str) and body:  # not JSON: the SDK keeps the text, not in its message
+        return snippet(body, redactor)
+    return snippet(exc.message, redactor)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -99,30 +164,82 @@ class Endpoint:
             precision=config.precision,
             engine=config.engine,
         )
+        self.timeouts = AttemptTimeouts.of(config)
         self._root = _server_root(config.base_url)
+        api_key = config.api_key(env)
+        self.redactor = Redactor([api_key])
+        quiet_client_logs()
         self.client = openai.AsyncOpenAI(
             base_url=config.base_url,
-            api_key=config.api_key(env),
+            api_key=api_key,
+            # Per read, and a backstop only: the deadlines below are wall-clock.
             timeout=config.timeout_s,
             max_retries=0,
             http_client=http_client,
         )
         self._owns_http_client = http_client is None
+        # What this endpoint was sent: estimates cache hits on rows without a usage report.
+        self.prefixes = PrefixMemory()
+        # The model's context window, once the server's tokenizer endpoint has said it.
+        self.context_window: int | None = None
 
-    async def complete(self, body: dict[str, Any]) -> ChatCompletion:
-        """One non-streamed HTTP attempt."""
-        try:
-            return await self.client.chat.completions.create(**body)
-        except openai.OpenAIError as exc:
-            raise map_sdk_error(exc, self.name) from exc
+    def map_error(self, exc: BaseException) -> tuple[errors.EndpointError, BaseException | None]:
+        """``exc`` as our error (server text scrubbed of keys), and what to chain it to."""
+        return map_sdk_error(exc, self.name, self.redactor), sdk_cause(exc)
 
-    async def open_stream(self, body: dict[str, Any]) -> AsyncIterator[ChatCompletionChunk]:
-        """Start one streamed HTTP attempt; iterate the result for chunks."""
+    async def complete(
+        self, body: dict[str, Any], *, not_after: float | None = None
+    ) -> ChatCompletion:
+        """One non-streamed HTTP attempt, answered in full within ``timeout_s`` (and by
+        ``not_after``, the call's deadline on the event loop's clock, if earlier)."""
+        loop = asyncio.get_running_loop()
+        limit = self.timeouts.answer_s
+        deadline, call_bound = _earliest(loop.time() + limit, not_after)
         try:
-            stream = await self.client.chat.completions.create(**body)
+            async with asyncio.timeout_at(deadline):
+                response = await self.client.chat.completions.create(**body)
+        except TimeoutError:
+            message = late(limit, "no complete answer", call_deadline=call_bound)
+            raise errors.EndpointTimeout(message, endpoint=self.name) from None
         except openai.OpenAIError as exc:
-            raise map_sdk_error(exc, self.name) from exc
-        return _mapped_chunks(stream, self.name)
+            mapped, cause = self.map_error(exc)
+            raise mapped from cause
+        except ValueError as exc:  # JSONDecodeError: a JSON content type, a body that is not
+            raise invalid_json(exc, self.name, self.redactor) from None
+        return checked_completion(response, self.name, self.redactor)
+
+    async def open_stream(
+        self, body: dict[str, Any], *, not_after: float | None = None
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        """Start one streamed HTTP attempt; iterate the result for chunks.
+
+        The first token must come within ``timeout_s`` (and by ``not_after``), the
+        next progress within ``timeout_s`` of the last, the whole stream within
+        ``stream_timeout_s``; a stream must end with its finish chunk, and one that
+        streams far past ``max_tokens`` is cut.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        limits = self.timeouts
+        first, call_bound = _earliest(started + limits.answer_s, not_after)
+        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        clock = StreamClock(limits, started, first, call_bound, max_tokens)
+        stream = None
+        try:
+            async with asyncio.timeout_at(min(first, started + limits.stream_s)):
+                stream = await self.client.chat.completions.create(**body)
+                await check_event_stream(stream, self.name, self.redactor)
+        except BaseException as exc:
+            if stream is not None:
+                await stream.close()
+            if isinstance(exc, TimeoutError):
+                message = clock.late(loop.time(), progressed=False)
+                raise errors.EndpointTimeout(message, endpoint=self.name) from None
+            if isinstance(exc, openai.OpenAIError):
+                mapped, cause = self.map_error(exc)
+                raise mapped from cause
+            raise
+        return guarded_chunks(stream, self.name, self.redactor, clock, self.map_error)
 
     async def count_prompt(self, messages: Sequence[Mapping[str, Any]], tools: Any) -> int | None:
         """Exact prompt tokens from the server's tokenizer endpoint, or None if it has none."""
@@ -130,6 +247,7 @@ class Endpoint:
         if api == "vllm":
             body = {"model": self.config.model, "messages": list(messages)}
             answer = await self._post_extra("/tokenize", body)
+            self._learn_context_window(answer)
             return int(answer["count"]) if answer and "count" in answer else None
         if api == "llamacpp":
             # llama-cpp-python has no endpoint that applies the chat template, so
@@ -140,6 +258,11 @@ class Endpoint:
             answer = await self._post_extra("/extras/tokenize/count", {"input": text})
             return int(answer["count"]) if answer and "count" in answer else None
         return None
+
+    def _learn_context_window(self, answer: Mapping[str, Any] | None) -> None:
+        window = answer.get("max_model_len") if answer else None
+        if isinstance(window, int) and not isinstance(window, bool) and window > 0:
+            self.context_window = window
 
     async def count_output(self, text: str) -> int | None:
         """Exact tokens of generated text from the server's tokenizer, if it has one."""
@@ -161,10 +284,13 @@ class Endpoint:
         return count_text(text, self.config.tokenizer)
 
     async def _post_extra(self, path: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        # Counting is best effort (the caller falls back to tiktoken), so it is
+        # bounded tightly: it runs before a budgeted call and after a failed one.
         try:
-            answer = await self.client.post(self._root + path, body=body, cast_to=object)
-        except openai.OpenAIError:
-            return None  # counting is best effort; the caller falls back to tiktoken
+            async with asyncio.timeout(min(self.timeouts.answer_s, EXTRA_TIMEOUT_S)):
+                answer = await self.client.post(self._root + path, body=body, cast_to=object)
+        except (openai.OpenAIError, TimeoutError, ValueError):
+            return None
         return answer if isinstance(answer, dict) else None
 
     async def aclose(self) -> None:
@@ -172,13 +298,17 @@ class Endpoint:
             await self.client.close()
 
 
-async def _mapped_chunks(stream: Any, endpoint: str) -> AsyncIterator[ChatCompletionChunk]:
-    try:
-        async for chunk in stream:
-            yield chunk
-    except Exception as exc:
-        # Besides the SDK's errors, the transport's own (a peer closing mid-body)
-        # arrive here; map_sdk_error sorts them without us importing that library.
-        raise map_sdk_error(exc, endpoint) from exc
-    finally:
-        await stream.close()
+def _earliest(own: float, not_after: float | None) -> tuple[float, bool]:
+    """The earlier of the attempt's own deadline and the call's; and whether it is the call's."""
+    if not_after is not None and not_after < own:
+        return not_after, True
+    return own, False
+
+
+def quiet_client_logs() -> None:
+    """Silence the HTTP client's per-request INFO lines (one per call, with its URL),
+    unless the program set those loggers' levels itself."""
+    for name in ("httpx", "httpx2", "openai"):  # openai>=3 sends through httpx2
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)

@@ -81,10 +81,46 @@ class ServerError(EndpointError):
 
 
 class StreamCut(EndpointError):
-    """The server closed a stream before it finished."""
+    """A response ended before it was complete: a stream without its finish chunk, or a
+    body cut mid-way.
+
+    Retryable: before a stream's first token nothing reached the caller, so another
+    attempt (or a fallback) is safe. After it nothing is retried whatever the error
+    says (the caller already has part of the answer).
+    """
 
     kind = "stream_cut"
-    retryable = False
+    retryable = True
+
+
+class StreamTimeout(StreamCut, EndpointTimeout):
+    """A stream that had started went silent too long, or ran past its overall cap.
+
+    Both a cut stream (what arrived is counted) and a timeout (its row says so).
+    """
+
+    kind = "timeout"
+    retryable = True
+
+
+class BadResponse(EndpointError):
+    """The server answered 200 with something that is not a chat completion: an HTML page
+    (typically a proxy's error page), invalid JSON, JSON of another shape, a stream of
+    something else than server-sent events.
+
+    Retryable: a proxy's page is usually transient, and a broken replica is worth
+    falling back from; the retries are bounded and the breaker counts the failures.
+    """
+
+    kind = "bad_response"
+    retryable = True
+
+
+class Conflict(EndpointError):
+    """HTTP 409: the server could not take the request just now (OpenAI retries these too)."""
+
+    kind = "conflict"
+    retryable = True
 
 
 class BadRequest(EndpointError):

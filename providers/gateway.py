@@ -24,11 +24,12 @@ import openai
 from spendgraph.providers.budgets import (
     BudgetLimit,
     BudgetStore,
-    InMemoryBudgetStore,
     PeriodSpend,
     QueryBudget,
     ScopeIds,
     ScopeKey,
+    StoredLimits,
+    budget_store_for,
 )
 from spendgraph.providers.budgets.query import split_limits
 from spendgraph.providers.call import CallServices, ModelCall
@@ -37,7 +38,7 @@ from spendgraph.providers.config import SpendgraphConfig, load_config
 from spendgraph.providers.context import QueryScope, query_context
 from spendgraph.providers.endpoint import Endpoint
 from spendgraph.providers.errors import BudgetExceeded, ConfigError, LedgerError
-from spendgraph.providers.ledger import Ledger
+from spendgraph.providers.ledger import LeaseOptions, Ledger
 from spendgraph.providers.ledger.records import QueryRecord, QueryStatus
 from spendgraph.providers.retry import RetryPolicy
 from spendgraph.providers.router import Router
@@ -57,11 +58,15 @@ class ProviderLayer:
         env: Mapping[str, str] = os.environ,
         budget_store: BudgetStore | None = None,
     ):
-        """``budget_store`` holds user/app/thread budgets (default: in memory, this process)."""
+        """``budget_store`` holds tenant/user/app/thread budgets (default: shared in PostgreSQL
+        on a PostgreSQL ledger, else in this process's memory)."""
         self.config = config
         self.ledger = ledger
         self.budgets: tuple[BudgetLimit, ...] = tuple(b.limit() for b in config.budgets)
-        self.budget_store = budget_store or InMemoryBudgetStore(self._period_spend)
+        self._owns_budget_store = budget_store is None
+        self.budget_store = budget_store or budget_store_for(ledger, self._period_spend)
+        # Limits set at run time (`spendgraph budgets set`), re-read every few seconds.
+        self.stored_limits = StoredLimits(ledger.engine)
         # One connection pool for every endpoint: cheap to build, closed with the layer.
         self._http = openai.DefaultAsyncHttpx2Client()
         self.endpoints = {
@@ -86,7 +91,8 @@ class ProviderLayer:
                 "no endpoints configured: pass --config, set SPENDGRAPH_CONFIG, "
                 "or create spendgraph.toml"
             )
-        ledger = Ledger.open(ledger_url or config.ledger.url, env=env)
+        lease = LeaseOptions(config.ledger.lease_s)
+        ledger = Ledger.open(ledger_url or config.ledger.url, env=env, lease=lease)
         return cls(config, ledger, env=env)
 
     async def aclose(self, *, close_ledger: bool = True) -> None:
@@ -94,6 +100,8 @@ class ProviderLayer:
         for endpoint in self.endpoints.values():
             await endpoint.aclose()
         await self._http.aclose()
+        if self._owns_budget_store:
+            await self.budget_store.aclose()
         if close_ledger:
             await self.ledger.aclose()
 
@@ -106,6 +114,7 @@ class ProviderLayer:
         app: str = "",
         thread_id: str = "",
         user: str = "",
+        tenant: str = "",
         budget_usd: Decimal | float | str | None = None,
         budget_tokens: int | None = None,
         budgets: Sequence[BudgetLimit] = (),
@@ -115,20 +124,21 @@ class ProviderLayer:
         """Open a ledger ``Query``; calls inside are attributed to it and held to its budgets.
 
         ``budget_usd``/``budget_tokens`` limit this query; ``budgets`` adds limits
-        (per query, or per user/app/thread and day/month) to the config's
-        ``[[budgets]]``, all enforced together. On exit the query is closed with
-        status ok, error, cancelled or budget_exhausted (or ``scope.status`` if the
-        code set one). ``input_text`` (the user's input) is stored on the Query row
-        only when text is kept.
+        (per query, or per tenant/user/app/thread and day/month) to the config's
+        ``[[budgets]]`` and the stored ones (``spendgraph budgets set``), all enforced
+        together. On exit the query is closed with status ok, error, cancelled or
+        budget_exhausted (or ``scope.status`` if the code set one). ``input_text`` (the
+        user's input) is stored on the Query row only when text is kept.
         """
-        declared = (*self.budgets, *budgets)
-        ids = ScopeIds(query="", user=user, app=app, thread=thread_id)
+        declared = (*self.budgets, *await self.stored_limits.current(), *budgets)
+        ids = ScopeIds(query="", user=user, app=app, thread=thread_id, tenant=tenant)
         limits, scoped = split_limits(declared, ids, budget_usd, budget_tokens)
         keep_text = self.config.ledger.store_text if store_text is None else store_text
         record = QueryRecord(
             app=app,
             thread_id=thread_id,
             user=user,
+            tenant=tenant,
             budget_usd=limits.usd,
             budget_tokens=limits.tokens,
             store_text=keep_text,
@@ -146,6 +156,7 @@ class ProviderLayer:
             app=app,
             thread_id=thread_id,
             user=user,
+            tenant=tenant,
         )
         status, error = QueryStatus.OK, None
         try:

@@ -8,7 +8,8 @@ server, the network, the consumer leaving early) is recorded on its row.
 
 Usage is read from whatever chunk carries it -- the final ``choices: []`` chunk
 OpenAI sends, or every chunk when a server reports cumulative usage -- and the
-last value wins, so cumulative reports are never added up.
+last value wins, so cumulative reports are never added up. The attempt checks
+the report before believing it; cumulative reports that go down are not believed.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from spendgraph.providers.endpoint import Endpoint
 from spendgraph.providers.errors import EndpointError, StreamCut
 from spendgraph.providers.ledger.records import CallStatus
 from spendgraph.providers.tokens import count_text
-from spendgraph.providers.usage import Usage
 
 
 @dataclass(slots=True)
@@ -50,7 +50,8 @@ class StreamAccumulator:
         self.content: list[str] = []
         self.tool_calls: dict[int, _ToolCallParts] = {}
         self.finish_reason: str | None = None
-        self.usage: Usage | None = None
+        self.usage: object | None = None  # the server's last usage object, unchecked
+        self.usage_problem: str | None = None
         self.first_token_at: float | None = None
         self.chunks = 0
 
@@ -60,11 +61,18 @@ class StreamAccumulator:
         self.model = self.model or chunk.model
         self.created = self.created or chunk.created
         if chunk.usage is not None:
-            self.usage = Usage.from_openai(chunk.usage)
+            self._add_usage(chunk.usage)
         for choice in chunk.choices:
             self._add_delta(choice.delta)
             if choice.finish_reason:
                 self.finish_reason = choice.finish_reason
+
+    def _add_usage(self, usage: Any) -> None:
+        before = _completion_tokens(self.usage)
+        now = _completion_tokens(usage)
+        if before is not None and now is not None and now < before:
+            self.usage_problem = f"cumulative completion_tokens went down from {before} to {now}"
+        self.usage = usage
 
     def _add_delta(self, delta: Any) -> None:
         if delta.role:
@@ -118,9 +126,11 @@ class StreamAccumulator:
 class OutputMeter:
     """Counts a budgeted stream's output as it arrives, to close it at the hold's bound.
 
-    The server's cumulative usage is used when it sends it per chunk (exact);
-    otherwise each chunk's text is counted with tiktoken and scaled by how much
-    more the server's tokenizer counted the prompt (``Attempt.output_scale``).
+    Each chunk's text is counted with tiktoken and scaled by how much more the
+    server's tokenizer counted the prompt (``Attempt.output_scale``). A server's
+    cumulative usage per chunk counts hidden tokens too (reasoning), so it is
+    used when it says more; a report of fewer tokens than arrived (or one that is
+    no count at all) cannot hold the meter back.
     """
 
     __slots__ = ("_local", "_reported", "encoding", "limit", "scale")
@@ -128,24 +138,29 @@ class OutputMeter:
     def __init__(self, limit: int, scale: float, encoding: str):
         self.limit, self.scale, self.encoding = limit, scale, encoding
         self._local = 0
-        self._reported: int | None = None
+        self._reported = 0
 
     @property
     def counted(self) -> int:
-        if self._reported is not None:
-            return self._reported
-        return math.ceil(self._local * self.scale)
+        return max(self._reported, math.ceil(self._local * self.scale))
 
     def add(self, chunk: ChatCompletionChunk) -> bool:
         """Count ``chunk``; True when the output would go past the bound with it."""
-        usage = chunk.usage
-        if usage is not None and usage.completion_tokens is not None:
-            self._reported = int(usage.completion_tokens)
-        else:
-            text = "".join(_chunk_text(choice.delta) for choice in chunk.choices)
-            if text:
-                self._local += count_text(text, self.encoding)
+        reported = _completion_tokens(chunk.usage)
+        if reported is not None:
+            self._reported = max(self._reported, reported)
+        if not chunk.choices:
+            return False  # the usage trailer: the answer is over, nothing is left to cut
+        text = "".join(_chunk_text(choice.delta) for choice in chunk.choices)
+        if text:
+            self._local += count_text(text, self.encoding)
         return self.counted > self.limit
+
+
+def _completion_tokens(usage: Any) -> int | None:
+    """A usage object's completion tokens, if it holds a count that could be true."""
+    value = getattr(usage, "completion_tokens", None)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _chunk_text(delta: Any) -> str:
@@ -236,7 +251,7 @@ class _StreamState:
         attempt = await self.call.begin(endpoint)
         opened = _OpenStream(attempt)
         try:
-            opened.chunks = await endpoint.open_stream(attempt.body())
+            opened.chunks = await endpoint.open_stream(attempt.body(), not_after=self.call.deadline)
             async for chunk in opened.chunks:
                 if opened.meter is not None:
                     opened.meter.add(chunk)  # the first token is always delivered
@@ -327,7 +342,8 @@ class _OpenStream:
         meter = self.meter
         return Outcome(
             status=status,
-            usage=acc.usage if status is CallStatus.OK else None,
+            reported_usage=acc.usage,
+            usage_problem=acc.usage_problem,
             error=error,
             generated_text=acc.generated_text(),
             ttft_at=acc.first_token_at,

@@ -160,6 +160,39 @@ def count_chat(
     return total
 
 
+# What a chat template may add around a prompt's text, generously: role markers
+# per message; a default system prompt, dates and tool instructions once; and what
+# a vision or audio encoder makes of one non-text content part.
+TEMPLATE_TOKENS_PER_MESSAGE = 16
+TEMPLATE_TOKENS = 2048
+MEDIA_PART_TOKENS = 16_384
+
+
+def prompt_token_ceiling(
+    messages: Iterable[Mapping[str, Any]], tools: Iterable[Mapping[str, Any]] | None = None
+) -> int:
+    """The most tokens any tokenizer can make of this prompt, without tokenizing it.
+
+    A byte-level BPE (and SentencePiece with byte fallback) makes at most one token
+    per UTF-8 byte; the template adds its framing. A server reporting more prompt
+    tokens than this is not counting what it was sent.
+    """
+    total = TEMPLATE_TOKENS
+    for message in messages:
+        total += TEMPLATE_TOKENS_PER_MESSAGE + len(message_text(message).encode())
+        content = message.get("content")
+        if isinstance(content, list | tuple):
+            media = sum(1 for part in content if not _is_text_part(part))
+            total += MEDIA_PART_TOKENS * media
+    if tools:
+        total += len(json.dumps(list(tools), sort_keys=True).encode())
+    return total
+
+
+def _is_text_part(part: Any) -> bool:
+    return isinstance(part, Mapping) and part.get("type", "text") == "text"
+
+
 def chatml_prompt_text(
     messages: Iterable[Mapping[str, Any]], *, default_system: str | None = SMOLLM2_SYSTEM_PROMPT
 ) -> str:

@@ -1,7 +1,8 @@
 """``spendgraph audit``: what each query cost, where, and what it would cost elsewhere.
 
-Every subcommand reads the ledger (``--ledger URL``, else ``$SPENDGRAPH_LEDGER``,
-else ./spendgraph.db) without ever creating one, takes the ``--since``,
+Every subcommand reads the ledger (``--ledger URL``, else the ``[ledger] url`` of
+the config, else ``$SPENDGRAPH_LEDGER``, else ./spendgraph.db -- as ``run`` finds
+it) without ever creating one, takes the ``--since``,
 ``--until``, ``--app``, ``--user`` and ``--thread`` filters, and prints rich tables or, with
 ``--json``, the same fields as JSON (Decimal amounts as exact strings, unknown
 costs as null). One module per subcommand (:mod:`.queries`, :mod:`.show`...)

@@ -2,10 +2,13 @@
 
 A command is written as ``body(out, ledger, filters, *, its own options)``;
 :func:`audit_command` turns it into the typer command, adding the shared
-options (``--ledger``, ``--since``, ``--until``, ``--app``, ``--user``,
-``--thread`` and, for table commands, ``--json``) to its signature, opening
-the ledger read-only and mapping errors to one clear line and a non-zero
-exit. The options are declared once, here, instead of once per command.
+options (``--ledger``, ``--config``, ``--since``, ``--until``, ``--app``,
+``--user``, ``--thread`` and, for table commands, ``--json``) to its
+signature, opening the ledger read-only and mapping errors to one clear line
+and a non-zero exit. The options are declared once, here, instead of once per
+command. The ledger is found as ``run`` finds it: ``--ledger``, else the
+config's ``[ledger] url``, else ``$SPENDGRAPH_LEDGER``, else ./spendgraph.db
+(a body that takes ``config`` itself, like ``reprice``, shares its ``--config``).
 """
 
 from __future__ import annotations
@@ -14,20 +17,25 @@ import functools
 import inspect
 from collections.abc import Callable
 from inspect import Parameter
+from pathlib import Path
 
 from spendgraph.cli.audit.ledger import audit_ledger
 from spendgraph.cli.console import Output
 from spendgraph.cli.options import (
     AppOption,
+    ConfigOption,
     JsonOption,
+    LedgerChoice,
     LedgerOption,
     SinceOption,
     ThreadFilterOption,
     UntilOption,
     UserOption,
+    choose_ledger,
     handled_errors,
     ledger_filter,
 )
+from spendgraph.providers.config import load_storage_config
 
 # The body's first three parameters: what the wrapper hands it.
 _GIVEN = ("out", "ledger", "filters")
@@ -40,8 +48,9 @@ _FILTERS = (
 )
 
 
-def _shared(json_output: bool) -> list[Parameter]:
-    options = [("ledger", LedgerOption), *_FILTERS]
+def _shared(json_output: bool, *, own_config: bool) -> list[Parameter]:
+    options = [("ledger", LedgerOption), *([] if own_config else [("config", ConfigOption)])]
+    options += _FILTERS
     shared = [Parameter(n, Parameter.KEYWORD_ONLY, default=None, annotation=a) for n, a in options]
     if json_output:
         shared.append(
@@ -59,15 +68,18 @@ def audit_command(*, json_output: bool = True) -> Callable[[Callable[..., None]]
         if names != _GIVEN:
             raise TypeError(f"{body.__qualname__} must start with {_GIVEN}, not {names}")
         own = [p.replace(kind=Parameter.KEYWORD_ONLY) for p in signature.parameters.values()]
-        params = own[len(_GIVEN) :] + _shared(json_output)
+        own_config = "config" in signature.parameters
+        params = own[len(_GIVEN) :] + _shared(json_output, own_config=own_config)
 
         @functools.wraps(body)
         def command(**options: object) -> None:
             out = Output(json_mode=bool(options.pop("as_json", False)))
             url = options.pop("ledger")
+            config = options.get("config") if own_config else options.pop("config")
             with handled_errors(out):
                 filters = ledger_filter(*(options.pop(name) for name, _ in _FILTERS))
-                with audit_ledger(url) as opened:  # type: ignore[arg-type]
+                choice = audited_ledger(url, config)  # type: ignore[arg-type]
+                with audit_ledger(choice.url, origin=choice.origin) as opened:
                     body(out, opened, filters, **options)
 
         # typer reads the command's options from its signature and annotations.
@@ -77,3 +89,16 @@ def audit_command(*, json_output: bool = True) -> Callable[[Callable[..., None]]
         return command
 
     return decorate
+
+
+def audited_ledger(ledger: str | None, config: Path | None) -> LedgerChoice:
+    """The ledger an audit reads: ``--ledger``, else ``[ledger] url`` of the config
+    (``--config``, ``$SPENDGRAPH_CONFIG``, ./spendgraph.toml), else as ``run`` falls back.
+
+    Only the config's ``[ledger]`` and ``[threads]`` tables are read: an audit
+    needs no endpoint's API key.
+    """
+    storage = load_storage_config(config)
+    if storage is None:
+        return choose_ledger(ledger)
+    return choose_ledger(ledger, storage.ledger.url, storage.source)

@@ -8,6 +8,7 @@ would print for "nothing matched", plus a note on stderr saying why.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,24 +19,30 @@ from spendgraph.providers.ledger import Ledger, QuerySummary
 
 _HOW_TO_GET_ONE = (
     "Queries are recorded by `spendgraph chat` (and apps built on spendgraph); "
-    "point --ledger or SPENDGRAPH_LEDGER at an existing ledger to audit it."
+    "point --ledger, SPENDGRAPH_LEDGER or the config's [ledger] url at an existing ledger "
+    "to audit it."
 )
 # Shown when several queries share the prefix given to `audit show`.
 _AMBIGUOUS_SHOWN = 5
 
 
 @contextmanager
-def audit_ledger(url: str | None) -> Iterator[Ledger]:
+def audit_ledger(url: str | None, *, origin: str | None = None) -> Iterator[Ledger]:
     """The ledger at ``url`` (``--ledger``, else ``$SPENDGRAPH_LEDGER``, else ./spendgraph.db).
 
     ``create=False``: an audit of a ledger that does not exist must not leave
-    an empty one behind.
+    an empty one behind. ``origin`` (where the URL came from, e.g. a config
+    file's ``ledger.url``) is named when the ledger cannot be opened.
     """
     try:
         ledger = Ledger.open(url, create=False)
     except LedgerError as exc:
-        raise LedgerError(f"{exc}. {_HOW_TO_GET_ONE}") from exc
+        named = f" (the ledger named by {origin})" if origin else ""
+        raise LedgerError(f"{exc}{named}. {_HOW_TO_GET_ONE}") from exc
     with ledger:
+        # A query whose process died shows as interrupted, not running forever.
+        with contextlib.suppress(LedgerError):  # a read-only ledger is still audited
+            ledger.mark_stale_interrupted()
         yield ledger
 
 

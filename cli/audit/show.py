@@ -20,6 +20,7 @@ from spendgraph.cli.console import Output
 from spendgraph.cli.options import JsonOption, LedgerOption, handled_errors
 from spendgraph.providers.ledger import CallRecord, CallStatus, Ledger, QuerySummary
 from spendgraph.providers.spend import Spend
+from spendgraph.providers.usage import USAGE_REJECTED, UsageSource
 
 _NO_AGENT = "(no agent)"
 _STATUS_STYLE = {
@@ -136,7 +137,22 @@ def call_text(call: CallRecord) -> Text:
     )
     if call.overrun_usd is not None or call.overrun_tokens is not None:
         text.append(f"\n{overrun_text(call)}", style="bold red")
+    note = usage_note(call)
+    if note:
+        text.append(f"\n{note}", style="bold yellow")
     return text
+
+
+def usage_note(call: CallRecord) -> str | None:
+    """The line a call gets whose tokens are not the server's own report."""
+    if call.error_kind == USAGE_REJECTED:
+        return (
+            f"USAGE REJECTED: the server reported impossible usage; tokens {call.usage.source}"
+            " instead"
+        )
+    if call.usage.source is UsageSource.UPPER_BOUND:
+        return "OUTPUT UPPER BOUND: the answer never arrived; max_tokens booked as its output"
+    return None
 
 
 def overrun_text(call: CallRecord) -> str:

@@ -36,6 +36,7 @@ APP = App(
         "go down into the cellar",
     ),
     tiers=("large", "default", "small"),
+    answer_agent="narrator",
 )
 
 __all__ = [

@@ -31,6 +31,7 @@ APP = App(
     defaults=RunOptions(budget_usd=Decimal("0.02")),
     samples=SAMPLES,
     tiers=("default", "large"),
+    answer_agent="synthesizer",
 )
 
 __all__ = ["APP", "build"]

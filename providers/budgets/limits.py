@@ -17,6 +17,7 @@ from enum import StrEnum
 
 class ScopeKind(StrEnum):
     QUERY = "query"
+    TENANT = "tenant"
     USER = "user"
     APP = "app"
     THREAD = "thread"
@@ -121,6 +122,7 @@ class ScopeIds:
     user: str = ""
     app: str = ""
     thread: str = ""
+    tenant: str = ""
 
     def of(self, kind: ScopeKind) -> str:
         return getattr(self, kind.value)

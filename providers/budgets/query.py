@@ -89,7 +89,8 @@ class QueryBudget:
             Allowance(key_for(limit, self.ids, now), limit.usd, limit.tokens)
             for limit in self.scoped
         )
-        request = HoldRequest(attempt_id, allowances, usd, tokens, now + HOLD_TTL)
+        expires = now + HOLD_TTL
+        request = HoldRequest(attempt_id, allowances, usd, tokens, expires, self.ids.query)
         try:
             scoped = await self._store.reserve(request)
         except BaseException as exc:  # refused, or cancelled while the store loaded

@@ -1,7 +1,7 @@
 """The budget store: holds against scoped allowances, shared by every query that counts there.
 
-One interface, built for a store shared by several workers (the PostgreSQL
-store of the next issue): every hold names its attempt and carries an expiry,
+One interface, for a store shared by several workers (the PostgreSQL store,
+:mod:`.postgres`) as for this one in memory: every hold names its attempt and carries an expiry,
 so a worker that dies holding money frees it when the hold expires, and every
 limit travels with the request, so workers need not share config to agree.
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import heapq
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -45,7 +45,9 @@ class Allowance:
 class HoldRequest:
     """One attempt's upper bound, to hold against every allowance it counts in.
 
-    ``usd=None`` means the price is unknown: refused by any USD limit.
+    ``usd=None`` means the price is unknown: refused by any USD limit. ``query_id``
+    (when known) lets a shared store free the hold early once the query's lease
+    shows its worker died.
     """
 
     attempt_id: str
@@ -53,6 +55,7 @@ class HoldRequest:
     usd: Decimal | None
     tokens: int
     expires_at: datetime
+    query_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,9 @@ class BudgetStore(Protocol):
     ) -> tuple[ThresholdCrossed, ...]: ...
 
     async def release(self, hold: Hold) -> None: ...
+
+    async def aclose(self) -> None:
+        """Release what the store holds open (connections); holds stay where they are."""
 
 
 @dataclass(slots=True)
@@ -187,6 +193,9 @@ class InMemoryBudgetStore:
         with self._lock:
             self._unhold(hold)
 
+    async def aclose(self) -> None:
+        """Nothing to close: the holds live and die with this process."""
+
     def spent(self, key: ScopeKey) -> PeriodSpend | None:
         """The settled spend of ``key`` (``None`` when the store has not seen it)."""
         with self._lock:
@@ -211,35 +220,16 @@ class InMemoryBudgetStore:
             account = _Account(spend.usd, spend.tokens)
             # Thresholds the ledger's spend already passed fired before (another
             # process, or before a restart): not again.
-            levels = self._levels(allowance, account)
-            account.fired = {t for t, _unit, spent, limit in levels if spent >= t * limit}
+            account.fired = passed(allowance, spend, self._thresholds)
             self._accounts[key] = account
 
     def _check(self, allowance: Allowance, request: HoldRequest) -> None:
         account = self._accounts[allowance.key]
-        if allowance.usd is not None:
-            if request.usd is None:
-                self._refuse(allowance, account, "the price is unknown, so it cannot be bounded")
-            left = allowance.usd - account.spent_usd - account.held_usd
-            if request.usd > left:
-                why = f"it needs up to ${request.usd:.6f}, ${left:.6f} left"
-                self._refuse(allowance, account, why)
-        if allowance.tokens is not None:
-            left_tokens = allowance.tokens - account.spent_tokens - account.held_tokens
-            if request.tokens > left_tokens:
-                why = f"it needs up to {request.tokens} tokens, {left_tokens} left"
-                self._refuse(allowance, account, why)
-
-    @staticmethod
-    def _refuse(allowance: Allowance, account: _Account, why: str) -> None:
-        limits = [f"${allowance.usd}" if allowance.usd is not None else ""]
-        limits.append("" if allowance.tokens is None else f"{allowance.tokens} tokens")
-        limit = " and ".join(part for part in limits if part)
-        raise ScopeBudgetExceeded(
-            f"the budget of {allowance.key} ({limit}) refused the call: {why}",
-            key=allowance.key,
-            limit=limit,
-            spent=account.spent_usd,
+        check_room(
+            allowance,
+            request,
+            PeriodSpend(account.spent_usd, account.spent_tokens),
+            PeriodSpend(account.held_usd, account.held_tokens),
         )
 
     def _unhold(self, hold: Hold) -> bool:
@@ -270,18 +260,72 @@ class InMemoryBudgetStore:
             if end is not None and end <= now and not account.held_tokens and not account.held_usd:
                 del self._accounts[key]
 
-    def _levels(self, allowance: Allowance, account: _Account):
-        """(threshold, unit, spent, limit) for each threshold and limit kind of ``allowance``."""
-        for threshold in self._thresholds:
-            if allowance.usd is not None:
-                yield threshold, "usd", account.spent_usd, allowance.usd
-            if allowance.tokens is not None:
-                yield threshold, "tokens", Decimal(account.spent_tokens), Decimal(allowance.tokens)
-
     def _crossings(self, allowance: Allowance, account: _Account) -> list[ThresholdCrossed]:
-        found = []
-        for threshold, unit, spent, limit in self._levels(allowance, account):
-            if threshold not in account.fired and spent >= threshold * limit:
-                account.fired.add(threshold)
-                found.append(ThresholdCrossed(allowance.key, threshold, unit, spent, limit))
+        spent = PeriodSpend(account.spent_usd, account.spent_tokens)
+        found = crossings(allowance, spent, account.fired, self._thresholds)
+        account.fired.update(crossed.threshold for crossed in found)
         return found
+
+
+def check_room(
+    allowance: Allowance, request: HoldRequest, spent: PeriodSpend, held: PeriodSpend
+) -> None:
+    """Raise :class:`ScopeBudgetExceeded` unless ``allowance`` has room for ``request``."""
+    if allowance.usd is not None:
+        if request.usd is None:
+            _refuse(allowance, spent, "the price is unknown, so it cannot be bounded")
+        left = allowance.usd - spent.usd - held.usd
+        if request.usd > left:
+            _refuse(allowance, spent, f"it needs up to ${request.usd:.6f}, ${left:.6f} left")
+    if allowance.tokens is not None:
+        left_tokens = allowance.tokens - spent.tokens - held.tokens
+        if request.tokens > left_tokens:
+            why = f"it needs up to {request.tokens} tokens, {left_tokens} left"
+            _refuse(allowance, spent, why)
+
+
+def _refuse(allowance: Allowance, spent: PeriodSpend, why: str) -> None:
+    limits = [f"${allowance.usd}" if allowance.usd is not None else ""]
+    limits.append("" if allowance.tokens is None else f"{allowance.tokens} tokens")
+    limit = " and ".join(part for part in limits if part)
+    raise ScopeBudgetExceeded(
+        f"the budget of {allowance.key} ({limit}) refused the call: {why}",
+        key=allowance.key,
+        limit=limit,
+        spent=spent.usd,
+    )
+
+
+def threshold_levels(
+    allowance: Allowance, spent: PeriodSpend, thresholds: tuple[Decimal, ...]
+) -> Iterator[tuple[Decimal, str, Decimal, Decimal]]:
+    """(threshold, unit, spent, limit) for each threshold and limit kind of ``allowance``."""
+    for threshold in thresholds:
+        if allowance.usd is not None:
+            yield threshold, "usd", spent.usd, allowance.usd
+        if allowance.tokens is not None:
+            yield threshold, "tokens", Decimal(spent.tokens), Decimal(allowance.tokens)
+
+
+def passed(
+    allowance: Allowance, spent: PeriodSpend, thresholds: tuple[Decimal, ...]
+) -> set[Decimal]:
+    """The thresholds ``spent`` is already at or above (not to be reported again)."""
+    levels = threshold_levels(allowance, spent, thresholds)
+    return {threshold for threshold, _unit, amount, limit in levels if amount >= threshold * limit}
+
+
+def crossings(
+    allowance: Allowance,
+    spent: PeriodSpend,
+    fired: Collection[Decimal],
+    thresholds: tuple[Decimal, ...],
+) -> list[ThresholdCrossed]:
+    """The thresholds ``spent`` reached that are not in ``fired`` (each once, first unit wins)."""
+    found: list[ThresholdCrossed] = []
+    seen = set(fired)
+    for threshold, unit, amount, limit in threshold_levels(allowance, spent, thresholds):
+        if threshold not in seen and amount >= threshold * limit:
+            seen.add(threshold)
+            found.append(ThresholdCrossed(allowance.key, threshold, unit, amount, limit))
+    return found

@@ -22,10 +22,12 @@ from spendgraph.providers.config.load import (
     CONFIG_ENV,
     DEFAULT_CONFIG_NAME,
     EXAMPLE_CONFIG_NAME,
+    StorageConfig,
     config_from_mapping,
     example_config_path,
     find_config_path,
     load_config,
+    load_storage_config,
     parse_config,
 )
 from spendgraph.providers.config.model import (
@@ -33,6 +35,7 @@ from spendgraph.providers.config.model import (
     Policy,
     RoutingConfig,
     SpendgraphConfig,
+    ThreadsConfig,
     TierConfig,
 )
 from spendgraph.providers.config.prices import PriceConfig
@@ -54,6 +57,8 @@ __all__ = [
     "PriceConfig",
     "RoutingConfig",
     "SpendgraphConfig",
+    "StorageConfig",
+    "ThreadsConfig",
     "TierConfig",
     "Tokenizer",
     "config_from_mapping",
@@ -61,5 +66,6 @@ __all__ = [
     "expand_env",
     "find_config_path",
     "load_config",
+    "load_storage_config",
     "parse_config",
 ]

@@ -21,6 +21,10 @@ from spendgraph.providers.usage import Price
 # The openai client refuses an empty api_key; servers without auth ignore it.
 NO_API_KEY = "not-needed"
 
+# An attempt's default limits (seconds): the answer / first token / silence, a whole stream.
+DEFAULT_TIMEOUT_S = 20.0
+DEFAULT_STREAM_TIMEOUT_S = 300.0
+
 # tiktoken encodings that spendgraph.providers.tokens can load offline.
 Tokenizer = Literal["o200k_base", "o200k_harmony", "cl100k_base"]
 TOKENIZER_ENCODINGS: tuple[str, ...] = get_args(Tokenizer)
@@ -97,7 +101,11 @@ class EndpointConfig(ConfigModel):
     engine: str = ""
     price: PriceConfig | None = None
     max_concurrency: Annotated[int, Field(ge=1)] | None = None
-    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    # One attempt's wall-clock limits: timeout_s for a non-streamed answer, a
+    # stream's first token and its longest silence; stream_timeout_s for a whole
+    # stream (at least timeout_s). See README, "Timeouts".
+    timeout_s: Annotated[float, Field(gt=0)] = DEFAULT_TIMEOUT_S
+    stream_timeout_s: Annotated[float, Field(gt=0)] | None = None
     tokenizer: Tokenizer = "o200k_base"
     tokenize_api: Literal["none", "vllm", "llamacpp"] = "none"
     # Under a budget, a prompt counted locally (no tokenize_api, or it failed) is
@@ -115,6 +123,16 @@ class EndpointConfig(ConfigModel):
         if isinstance(data, dict) and data.get("pool") in (None, "") and "name" in data:
             data = {**data, "pool": data["name"]}
         return data
+
+    @model_validator(mode="after")
+    def _check_stream_timeout(self) -> EndpointConfig:
+        if self.stream_timeout_s is not None and self.stream_timeout_s < self.timeout_s:
+            raise ValueError(
+                f"stream_timeout_s ({self.stream_timeout_s:g}) must be >= "
+                f"timeout_s ({self.timeout_s:g}): it caps a whole stream, "
+                "timeout_s only its first token"
+            )
+        return self
 
     @field_validator("name")
     @classmethod
@@ -136,6 +154,12 @@ class EndpointConfig(ConfigModel):
         if not valid:
             origin = f" (from {show(value)})" if url != value else ""
             raise ValueError(f"expected an http:// or https:// URL, got {show(url)}{origin}")
+        if parts.username is not None or parts.password is not None:
+            # The HTTP client logs every request's URL: a password in it would be in the logs.
+            raise ValueError(
+                "credentials in the URL are not allowed (the URL is logged); put the key in "
+                "an environment variable and name it in api_key_env"
+            )
         return url
 
     @field_validator("api_key_env")
@@ -203,6 +227,13 @@ class EndpointConfig(ConfigModel):
                 key=f"endpoints ({self.name}).api_key_env",
             )
         return key
+
+    def stream_cap_s(self) -> float:
+        """How long one streamed attempt may run in all: ``stream_timeout_s``, by
+        default 300 s (or ``timeout_s`` if that is longer)."""
+        if self.stream_timeout_s is not None:
+            return self.stream_timeout_s
+        return max(DEFAULT_STREAM_TIMEOUT_S, self.timeout_s)
 
     def names(self) -> frozenset[str]:
         """Every model or tier name this endpoint answers to: its model plus ``serves``."""

@@ -18,22 +18,25 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from spendgraph.providers.config.errors import (
     InvalidConfig,
     Problem,
+    describe,
     problems_from_validation_error,
     toml_problem,
     unknown_key_message,
 )
-from spendgraph.providers.config.model import SpendgraphConfig
-from spendgraph.providers.errors import ConfigError
+from spendgraph.providers.config.model import LedgerConfig, SpendgraphConfig, ThreadsConfig
+from spendgraph.providers.errors import ConfigError, LedgerError
+from spendgraph.providers.ledger.store import resolve_ledger_url
 
 CONFIG_ENV = "SPENDGRAPH_CONFIG"
 DEFAULT_CONFIG_NAME = "spendgraph.toml"
@@ -80,8 +83,12 @@ def load_config(
     found = find_config_path(path, env=env, cwd=cwd)
     if found is None:
         return None
+    return parse_config(_read_text(found), source=str(found), env=env)
+
+
+def _read_text(found: Path) -> str:
     try:
-        text = found.read_text(encoding="utf-8")
+        return found.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"not UTF-8 text (bad byte at offset {exc.start}); TOML files must be UTF-8",
@@ -89,7 +96,6 @@ def load_config(
         ) from exc
     except OSError as exc:
         raise ConfigError(f"cannot read the file: {exc.strerror}", source=str(found)) from exc
-    return parse_config(text, source=str(found), env=env)
 
 
 def parse_config(
@@ -100,11 +106,14 @@ def parse_config(
     ``env`` expands ``${VAR}`` in ``base_url`` and must hold every
     ``api_key_env`` variable.
     """
+    return config_from_mapping(_parse_toml(text, source), source=source, env=env)
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
     try:
-        raw = tomllib.loads(text, parse_float=Decimal)
+        return tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidConfig([toml_problem(exc)], source=source) from exc
-    return config_from_mapping(raw, source=source, env=env)
 
 
 def config_from_mapping(
@@ -129,9 +138,75 @@ def config_from_mapping(
     except InvalidConfig as exc:
         cause = exc
         problems += exc.problems
+    problems += _ledger_url_problems(raw)
     if problems:
         raise InvalidConfig(problems, source=source) from cause
     return config
+
+
+def _ledger_url_problems(raw: Mapping[str, Any]) -> list[Problem]:
+    """A ``[ledger] url`` the ledger could never open (unsupported database, not a URL,
+    in-memory), reported at load under its key instead of at the first query."""
+    ledger = raw.get("ledger")
+    url = ledger.get("url") if isinstance(ledger, Mapping) else None
+    if not isinstance(url, str) or not url.strip():
+        return []  # a wrong type or an empty string is the model's to report
+    try:
+        resolve_ledger_url(url, env={})
+    except LedgerError as exc:
+        return [Problem("ledger.url", str(exc))]
+    return []
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """The ``[ledger]`` and ``[threads]`` tables of a config file, validated on their own.
+
+    What commands that only read the ledger or the threads (``audit``,
+    ``threads``) need: no endpoint, so no API key has to be set for them.
+    """
+
+    ledger: LedgerConfig
+    threads: ThreadsConfig
+    source: str
+
+
+_STORAGE_TABLES: tuple[tuple[str, type[BaseModel]], ...] = (
+    ("ledger", LedgerConfig),
+    ("threads", ThreadsConfig),
+)
+
+
+def load_storage_config(
+    path: str | Path | None = None,
+    *,
+    env: Mapping[str, str] = os.environ,
+    cwd: Path | None = None,
+) -> StorageConfig | None:
+    """The ``[ledger]`` and ``[threads]`` tables of the config :func:`find_config_path`
+    finds (``None`` without one); problems in them are one :class:`InvalidConfig`."""
+    found = find_config_path(path, env=env, cwd=cwd)
+    if found is None:
+        return None
+    source = str(found)
+    raw = _parse_toml(_read_text(found), source)
+    problems: list[Problem] = []
+    tables: dict[str, BaseModel] = {}
+    for name, model in _STORAGE_TABLES:
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            problems.append(Problem(name, f"expected a table [{name}], got {describe(table)}"))
+            continue
+        try:
+            tables[name] = model.model_validate(table)
+        except ValidationError as exc:
+            for problem in problems_from_validation_error(exc, table, model):
+                key = f"{name}.{problem.key}" if problem.key else name
+                problems.append(Problem(key, problem.message))
+    problems += _ledger_url_problems(raw)
+    if problems:
+        raise InvalidConfig(problems, source=source)
+    return StorageConfig(source=source, **tables)  # type: ignore[arg-type]
 
 
 def example_config_path() -> Path:

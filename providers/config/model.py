@@ -9,11 +9,20 @@ own key (see :mod:`.errors`).
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from spendgraph.providers.budgets.limits import BudgetLimit, Period, ScopeKind
 from spendgraph.providers.config.base import ConfigModel, NonEmptyStr, as_decimal
@@ -28,6 +37,9 @@ from spendgraph.providers.config.errors import (
 from spendgraph.providers.errors import ConfigError
 
 Policy = Literal["cheapest", "fastest", "cheapest_within_slo"]
+
+# What a hung endpoint may cost a caller at most, retries and fallbacks included.
+DEFAULT_CALL_TIMEOUT_S = 45.0
 
 
 class TierConfig(ConfigModel):
@@ -62,6 +74,10 @@ class RoutingConfig(ConfigModel):
     breaker_window_s: Annotated[float, Field(gt=0)] = 10.0
     breaker_open_s: Annotated[float, Field(ge=0)] = 30.0
     on_limit: Literal["overflow", "wait"] = "overflow"
+    # A call's wall-clock limit across its retries, backoff waits and fallbacks (a
+    # non-streamed call to its whole answer, a stream to its first token): once it
+    # is spent the running attempt is cut (a timeout row) and no other starts.
+    call_timeout_s: Annotated[float, Field(gt=0)] = DEFAULT_CALL_TIMEOUT_S
     ewma_alpha: Annotated[float, Field(gt=0, le=1)] = 0.3
 
     @model_validator(mode="before")
@@ -92,18 +108,82 @@ class LedgerConfig(ConfigModel):
 
     url: NonEmptyStr | None = None
     store_text: bool = False
+    # How long a running query's lease lasts: a query whose process died is
+    # marked interrupted this long after its last renewal (ledger/leases.py).
+    lease_s: Annotated[float, Field(ge=1, le=86_400)] = 60.0
+
+
+_KEY_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+THREADS_KEY_BYTES = (16, 24, 32)  # AES-128, -192, -256
+
+
+class ThreadsConfig(ConfigModel):
+    """Conversation threads: the checkpoints an app continues a conversation from.
+
+    ``encryption_key_env`` names the environment variable holding the AES key
+    the checkpoints are encrypted with at rest (its text, 16, 24 or 32 bytes
+    of UTF-8, as LangGraph's ``LANGGRAPH_AES_KEY``). Unset, checkpoints are
+    stored unencrypted.
+    """
+
+    encryption_key_env: str | None = None
+
+    @field_validator("encryption_key_env")
+    @classmethod
+    def _check_key_env(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Never echo the value: a pasted key here is exactly what must not be printed.
+        if value is None:
+            return None
+        if not _KEY_ENV_NAME.fullmatch(value):
+            raise ValueError(
+                "expected the NAME of an environment variable (letters, digits, _), "
+                "not the key itself"
+            )
+        # Only a loader checks the environment (as for api_key_env).
+        if info.context and "env" in info.context:
+            problem = threads_key_problem(value, info.context["env"])
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    def encryption_key(self, env: Mapping[str, str] = os.environ) -> bytes | None:
+        """The key from the variable ``encryption_key_env`` names; ``None`` when unset.
+
+        A missing variable or a key of the wrong length is a ``ConfigError``
+        naming the variable, never showing its value.
+        """
+        if self.encryption_key_env is None:
+            return None
+        problem = threads_key_problem(self.encryption_key_env, env)
+        if problem:
+            raise ConfigError(problem, key="threads.encryption_key_env")
+        return env[self.encryption_key_env].encode()
+
+
+def threads_key_problem(name: str, env: Mapping[str, str]) -> str | None:
+    """What is wrong with the threads key in ``env[name]`` (never its value), or ``None``."""
+    value = env.get(name)
+    if not value:
+        return f"environment variable {name} is not set (it should hold the threads' key)"
+    size = len(value.encode())
+    if size not in THREADS_KEY_BYTES:
+        return (
+            f"the key in environment variable {name} is {size} bytes long; an AES key is "
+            "16, 24 or 32 bytes (e.g. `python -c 'import secrets; print(secrets.token_hex(16))'`)"
+        )
+    return None
 
 
 class BudgetConfig(ConfigModel):
     """One ``[[budgets]]`` entry: at most ``usd``/``tokens`` per ``period`` in ``scope``.
 
     ``scope = "query"`` bounds every query (period ``query``, the default for
-    it); ``user``, ``app`` and ``thread`` budgets run over UTC calendar
+    it); ``tenant``, ``user``, ``app`` and ``thread`` budgets run over UTC calendar
     periods (``day`` or ``month``), each id with its own allowance, or only
     ``id``'s when it is set.
     """
 
-    scope: Literal["query", "user", "app", "thread"]
+    scope: Literal["query", "tenant", "user", "app", "thread"]
     period: Literal["query", "day", "month"] | None = None
     id: NonEmptyStr | None = None
     usd: Annotated[Decimal, BeforeValidator(as_decimal), Field(gt=0)] | None = None
@@ -136,6 +216,7 @@ class SpendgraphConfig(ConfigModel):
     tiers: dict[str, TierConfig] = Field(default_factory=dict)
     routing: RoutingConfig = RoutingConfig()
     ledger: LedgerConfig = LedgerConfig()
+    threads: ThreadsConfig = ThreadsConfig()
     budgets: list[BudgetConfig] = Field(default_factory=list)
     source: str = "<memory>"
 

@@ -6,6 +6,7 @@ Open one with ``Ledger.open(url)``; record with ``record_call`` /
 ``iter_calls``.
 """
 
+from spendgraph.providers.ledger.leases import LeaseOptions, mark_stale_interrupted
 from spendgraph.providers.ledger.ledger import Ledger
 from spendgraph.providers.ledger.migrations import MIGRATIONS, Migration, latest_version
 from spendgraph.providers.ledger.records import (
@@ -47,6 +48,7 @@ __all__ = [
     "EndpointInfo",
     "GroupBy",
     "GroupTotal",
+    "LeaseOptions",
     "Ledger",
     "LedgerFilter",
     "Migration",
@@ -57,6 +59,7 @@ __all__ = [
     "QuerySummary",
     "WriterOptions",
     "latest_version",
+    "mark_stale_interrupted",
     "new_id",
     "new_sequential_id",
     "redact_url",

@@ -18,6 +18,11 @@ Durability guarantee -- acknowledged means committed:
   keeps the record.
 * ``close()`` (also run at interpreter exit) writes everything still queued.
 
+Running queries carry this ledger's owner id and a lease that a background
+thread renews (see ``leases.py``): a query whose process died is marked
+``interrupted`` by the next process once its lease runs out, never left
+``running`` forever.
+
 Reads are synchronous and return frozen dataclasses; call them from async code
 through ``asyncio.to_thread`` if the ledger may be large.
 """
@@ -39,6 +44,13 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from spendgraph.providers.errors import LedgerError
 from spendgraph.providers.ledger import reads
+from spendgraph.providers.ledger.leases import (
+    DEFAULT_LEASE,
+    LeaseOptions,
+    LeaseRenewer,
+    mark_stale_interrupted,
+    new_owner_id,
+)
 from spendgraph.providers.ledger.migrations import MIGRATIONS, Migration, migrate
 from spendgraph.providers.ledger.records import (
     BudgetEventRecord,
@@ -79,13 +91,20 @@ class Ledger:
         url: str,
         schema_version: int,
         writer: WriterOptions = DEFAULT_WRITER,
+        lease: LeaseOptions = DEFAULT_LEASE,
     ):
         """Wrap a migrated engine; ``url`` is its redacted URL. Prefer :meth:`open`."""
         self._engine = engine
         self._url = url
         self._where = f"ledger {url}"
         self._schema_version = schema_version
-        self._writer = LedgerWriter(engine, where=self._where, options=writer)
+        self._owner = new_owner_id()
+        self._lease = lease
+        self._writer = LedgerWriter(
+            engine, where=self._where, options=writer, owner=self._owner, lease=lease
+        )
+        # Started by the first query opened: a ledger only read holds no thread.
+        self._leases = LeaseRenewer(engine, self._owner, lease, where=self._where)
 
     @classmethod
     def open(
@@ -96,13 +115,15 @@ class Ledger:
         create: bool = True,
         migrations: Sequence[Migration] = MIGRATIONS,
         writer: WriterOptions = DEFAULT_WRITER,
+        lease: LeaseOptions = DEFAULT_LEASE,
     ) -> Ledger:
         """Open (and create or migrate) the ledger at ``url``, resolved by
         :func:`resolve_ledger_url` (``--ledger``, ``$SPENDGRAPH_LEDGER``, ``./spendgraph.db``).
 
         ``create=False`` refuses to create a new ledger (for audits).
         ``migrations`` replaces the built-in steps (tests); ``writer`` tunes
-        batching (see :mod:`spendgraph.providers.ledger.writer`). Raises
+        batching (see :mod:`spendgraph.providers.ledger.writer`); ``lease`` how
+        long a running query's lease lasts (see :mod:`.leases`). Raises
         :class:`LedgerError`, with any password in the URL redacted.
         """
         resolved = resolve_ledger_url(url, env)
@@ -121,7 +142,7 @@ class Ledger:
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, url=shown, schema_version=version, writer=writer)
+        return cls(engine, url=shown, schema_version=version, writer=writer, lease=lease)
 
     @property
     def url(self) -> str:
@@ -131,6 +152,15 @@ class Ledger:
     @property
     def schema_version(self) -> int:
         return self._schema_version
+
+    @property
+    def owner(self) -> str:
+        """The owner id stamped on every query this ledger opens (``host:pid:random``)."""
+        return self._owner
+
+    @property
+    def lease(self) -> LeaseOptions:
+        return self._lease
 
     @property
     def engine(self) -> Engine:
@@ -148,7 +178,9 @@ class Ledger:
 
     def submit_open_query(self, record: QueryRecord) -> Future[None]:
         """Queue a new ``query`` row (status running); resolves once committed."""
-        return self._writer.submit(Op.OPEN_QUERY, record)
+        future = self._writer.submit(Op.OPEN_QUERY, record)
+        self._leases.start()
+        return future
 
     def submit_close_query(
         self,
@@ -172,7 +204,9 @@ class Ledger:
 
     async def open_query(self, record: QueryRecord) -> None:
         """Record a new query; returns once committed. Calls naming it may follow."""
-        await _acknowledged(self._writer.submit_async(Op.OPEN_QUERY, record))
+        future = self._writer.submit_async(Op.OPEN_QUERY, record)
+        self._leases.start()
+        await _acknowledged(future)
 
     async def close_query(
         self,
@@ -203,9 +237,28 @@ class Ledger:
         """Records whose write failed since the ledger opened (most recent 10,000)."""
         return self._writer.unwritten()
 
+    def mark_stale_interrupted(self, now: datetime | None = None) -> list[str]:
+        """Mark running queries whose lease expired (their process died) ``interrupted``.
+
+        Returns their ids. Any process may call it at any time (see
+        :func:`~spendgraph.providers.ledger.leases.mark_stale_interrupted`);
+        the renewer does it as soon as this ledger opens its first query.
+        """
+        if self._writer.closed:
+            raise LedgerError(f"{self._where} is closed")
+        try:
+            return mark_stale_interrupted(self._engine, now)
+        except SQLAlchemyError as exc:
+            reason = describe_db_error(exc)
+            raise LedgerError(f"marking stale queries in {self._where} failed: {reason}") from exc
+
     def close(self, timeout: float | None = None) -> None:
-        """Write everything queued, stop the writer, release connections. Idempotent."""
-        self._writer.close(timeout)
+        """Write everything queued, stop the writer and the lease renewer, release
+        connections. Idempotent."""
+        try:
+            self._writer.close(timeout)
+        finally:
+            self._leases.stop()
         self._engine.dispose()
 
     async def aclose(self) -> None:

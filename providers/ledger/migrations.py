@@ -39,6 +39,9 @@ from sqlmodel.sql.sqltypes import AutoString
 
 from spendgraph.providers.errors import LedgerError
 from spendgraph.providers.ledger.schema_v1 import create_schema_v1
+from spendgraph.providers.ledger.schema_v4 import add_tenants_and_api_keys
+from spendgraph.providers.ledger.schema_v5 import add_query_leases
+from spendgraph.providers.ledger.schema_v6 import add_budget_store
 from spendgraph.providers.ledger.sqltypes import ExactDecimal, UTCDateTime
 from spendgraph.providers.ledger.store import WRITE_OPTION
 from spendgraph.providers.ledger.tables import CALL, META, QUERY
@@ -95,6 +98,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: query, call, ledger_meta", create_schema_v1),
     Migration(2, "call.overrun_usd, call.overrun_tokens (budget overruns)", _add_overrun),
     Migration(3, "budget_event (threshold crossings of scoped budgets)", _add_budget_events),
+    Migration(4, "query.tenant, api_key (the front door's keys, hashed)", add_tenants_and_api_keys),
+    Migration(5, "query owner and lease (stale running queries)", add_query_leases),
+    Migration(6, "budget store tables (holds shared by workers)", add_budget_store),
 )
 
 

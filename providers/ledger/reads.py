@@ -47,6 +47,7 @@ _GROUP_KEYS: dict[GroupBy, ColumnElement[Any]] = {
     GroupBy.HARDWARE: CALL.c.hardware,
     GroupBy.APP: QUERY.c.app,
     GroupBy.USER: QUERY.c.user,
+    GroupBy.TENANT: QUERY.c.tenant,
     GroupBy.DAY: utc_day(CALL.c.started_at),
 }
 
@@ -150,6 +151,7 @@ def iter_calls(
 
 _SCOPE_COLUMNS: dict[str, ColumnElement[Any]] = {
     "user": QUERY.c.user,
+    "tenant": QUERY.c.tenant,
     "app": QUERY.c.app,
     "thread": QUERY.c.thread_id,
 }
@@ -270,6 +272,7 @@ def _summary(row: Mapping[str, Any]) -> QuerySummary:
         app=row["app"],
         thread_id=row["thread_id"],
         user=row["user"],
+        tenant=row["tenant"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         status=QueryStatus(row["status"]),

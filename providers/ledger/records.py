@@ -53,6 +53,9 @@ class QueryStatus(StrEnum):
     ERROR = "error"
     CANCELLED = "cancelled"
     BUDGET_EXHAUSTED = "budget_exhausted"
+    # Its process died while it ran (SIGKILL, OOM, lost host): marked by another
+    # process once the query's lease expired (see ledger/leases.py).
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,7 @@ class QueryRecord:
     app: str = ""
     thread_id: str = ""
     user: str = ""
+    tenant: str = ""
     budget_usd: Decimal | None = None
     budget_tokens: int | None = None
     store_text: bool = False

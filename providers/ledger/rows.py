@@ -62,6 +62,7 @@ def query_params(record: QueryRecord) -> dict[str, Any]:
         "app": record.app,
         "thread_id": record.thread_id,
         "user": record.user,
+        "tenant": record.tenant,
         "started_at": record.started_at,
         "finished_at": None,
         "status": str(QueryStatus.RUNNING),

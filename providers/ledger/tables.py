@@ -1,4 +1,4 @@
-"""The ledger's SQLModel tables: ``query``, ``call``, ``budget_event`` and ``ledger_meta``.
+"""The ledger's SQLModel tables: query, call, budget_event, api_key, the budget store, ledger_meta.
 
 Totals are never stored: a query's tokens and cost are the SUM of its
 ``call`` rows. The tables live in their own SQLAlchemy registry, so an app
@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Text
+from sqlalchemy import BigInteger, Index, Text
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -33,6 +33,8 @@ class Query(LedgerModel, table=True):
     app: str = Field(default="", index=True)
     thread_id: str = ""
     user: str = Field(default="", index=True)
+    # Who pays: the tenant an API key of the front door belongs to ('' locally).
+    tenant: str = Field(default="", index=True)
     started_at: datetime = Field(sa_type=UTCDateTime, index=True)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     status: str = "running"
@@ -41,6 +43,11 @@ class Query(LedgerModel, table=True):
     store_text: bool = False
     input_preview: str | None = Field(default=None, sa_type=Text)
     error: str | None = Field(default=None, sa_type=Text)
+    # The process running it, when it last renewed its lease and until when the
+    # lease holds (NULL once closed); see leases.py. NULL owner: before version 5.
+    owner: str | None = Field(default=None, max_length=128)
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lease_expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime, index=True)
 
 
 class Call(LedgerModel, table=True):
@@ -103,6 +110,21 @@ class BudgetEvent(LedgerModel, table=True):
     query_id: str | None = Field(default=None, index=True, max_length=64)
 
 
+class ApiKey(LedgerModel, table=True):
+    """A front-door API key: only its SHA-256 digest is stored, never the key."""
+
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=64)
+    digest: str = Field(unique=True, max_length=64)
+    prefix: str = ""  # the first characters, so a user can tell keys apart
+    tenant: str = Field(index=True)
+    user: str = ""
+    name: str = ""
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class LedgerMeta(LedgerModel, table=True):
     """Key/value facts about the ledger itself, such as ``schema_version``."""
 
@@ -116,3 +138,68 @@ QUERY = Query.__table__
 CALL = Call.__table__
 META = LedgerMeta.__table__
 BUDGET_EVENT = BudgetEvent.__table__
+API_KEY = ApiKey.__table__
+
+
+# -- the budget store (schema version 6) ------------------------------------
+
+
+class BudgetLimitRow(LedgerModel, table=True):
+    """A limit set at run time (``spendgraph budgets set``); ``scope_id`` '' binds every id."""
+
+    __tablename__ = "budget_limit"
+
+    scope: str = Field(primary_key=True, max_length=16)
+    scope_id: str = Field(default="", primary_key=True)
+    period: str = Field(primary_key=True, max_length=16)
+    usd: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    tokens: int | None = Field(default=None, sa_type=BigInteger)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class BudgetAccount(LedgerModel, table=True):
+    """One scope key's spend and live holds: the row workers lock to reserve against it."""
+
+    __tablename__ = "budget_account"
+    __table_args__ = (
+        Index("ix_budget_account_scope", "scope", "period", "period_start", "scope_id"),
+    )
+
+    key: str = Field(primary_key=True)
+    scope: str = Field(max_length=16)
+    scope_id: str
+    period: str = Field(max_length=16)
+    period_start: datetime = Field(sa_type=UTCDateTime)
+    spent_usd: Decimal = Field(sa_type=ExactDecimal)
+    spent_tokens: int = Field(sa_type=BigInteger)
+    held_usd: Decimal = Field(sa_type=ExactDecimal)
+    held_tokens: int = Field(sa_type=BigInteger)
+    fired: str = ""  # thresholds already reported, e.g. "0.8,0.95"
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class BudgetHoldRow(LedgerModel, table=True):
+    """What one attempt holds against one account until settled, released or expired."""
+
+    __tablename__ = "budget_hold"
+    __table_args__ = (
+        Index("ix_budget_hold_expiry", "state", "expires_at"),
+        Index("ix_budget_hold_account", "account", "state", "expires_at"),
+    )
+
+    attempt_id: str = Field(primary_key=True, max_length=64)  # the call row's id
+    account: str = Field(primary_key=True)
+    # The query the attempt runs in: its lease running out frees the hold early.
+    query_id: str | None = Field(default=None, max_length=64)
+    usd: Decimal | None = Field(default=None, sa_type=ExactDecimal)
+    tokens: int = Field(sa_type=BigInteger)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    # held, or released (given back unsettled; kept a while). A settle deletes the row.
+    state: str = Field(default="held", max_length=16)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    released_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+BUDGET_LIMIT = BudgetLimitRow.__table__
+BUDGET_ACCOUNT = BudgetAccount.__table__
+BUDGET_HOLD = BudgetHoldRow.__table__

@@ -29,6 +29,7 @@ class GroupBy(StrEnum):
     HARDWARE = "hardware"
     APP = "app"
     USER = "user"
+    TENANT = "tenant"
     DAY = "day"  # UTC date, YYYY-MM-DD
 
 
@@ -65,6 +66,7 @@ class QueryRow:
     app: str
     thread_id: str
     user: str
+    tenant: str
     started_at: datetime
     finished_at: datetime | None
     status: QueryStatus

@@ -30,6 +30,11 @@ Order: within a batch, query inserts run before call inserts, and closes run
 last; batches commit in queue order. So a call submitted after its query was
 opened never reaches the database before that query (foreign-key safe).
 
+Leases: a query row is written with the ledger's owner id, a heartbeat and a
+lease (on PostgreSQL computed by the INSERT on the server's clock); its close
+clears the lease. The renewals themselves are not queued here: a batch stuck
+behind a busy database must not let a live query's lease run out (``leases.py``).
+
 Failure: if a batch fails, it is retried row by row, each row in its own
 transaction, so one bad row (say, a call naming an unknown query) fails alone
 and the good rows are written. If the database itself is failing, the rest of
@@ -54,11 +59,12 @@ from enum import Enum
 from queue import Empty, SimpleQueue
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, insert, update
+from sqlalchemy import Connection, Engine, Insert, bindparam, insert, null, update
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from spendgraph.providers.errors import LedgerError
 from spendgraph.providers.ledger.fastpath import SqliteFastPath
+from spendgraph.providers.ledger.leases import DEFAULT_LEASE, LeaseOptions, lease_columns
 from spendgraph.providers.ledger.rows import (
     budget_event_params,
     call_params,
@@ -94,6 +100,8 @@ _CLOSE_QUERY = (
         status=bindparam("b_status"),
         error=bindparam("b_error"),
         finished_at=bindparam("b_finished_at"),
+        # A closed query holds no lease: the lease index keeps running queries only.
+        lease_expires_at=null(),
     )
 )
 
@@ -135,8 +143,21 @@ class LedgerWriter:
         *,
         where: str,
         options: WriterOptions = DEFAULT_WRITER,
+        owner: str = "",
+        lease: LeaseOptions = DEFAULT_LEASE,
     ):
+        """``owner`` and ``lease`` stamp every query opened (see ``leases.py``)."""
         self._engine = engine.execution_options(**{WRITE_OPTION: True})
+        self._owner = owner
+        self._lease = lease
+        # PostgreSQL: the lease is computed by the INSERT on the server's clock;
+        # SQLite: bound per batch (see _params), so the fast path can compile it.
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._open: Insert = (
+            insert(QUERY)
+            if self._sqlite
+            else insert(QUERY).values(**lease_columns(engine, owner, lease))
+        )
         self._where = where
         self._max_batch = options.max_batch
         self._linger_s = options.linger_s
@@ -151,7 +172,7 @@ class LedgerWriter:
         self._fast = (
             SqliteFastPath(
                 self._engine,
-                {"open": insert(QUERY), "call": insert(CALL), "close": _CLOSE_QUERY},
+                {"open": self._open, "call": insert(CALL), "close": _CLOSE_QUERY},
             )
             if engine.dialect.name == "sqlite"
             else None
@@ -281,7 +302,7 @@ class LedgerWriter:
             if job.op not in _WRITES:
                 continue
             try:
-                job.params = _params(job)
+                job.params = self._params(job)
             except (TypeError, ValueError) as exc:
                 error = LedgerError(f"{self._where}: cannot record {job.op.value}: {exc}")
                 self._settle(job, error)
@@ -317,7 +338,7 @@ class LedgerWriter:
                 return
         try:
             with self._engine.begin() as conn:
-                outcomes = _apply(conn, jobs)
+                outcomes = _apply(conn, jobs, self._open)
         except SQLAlchemyError as exc:
             logger.warning(
                 "%s: batch of %d failed (%s); retrying row by row",
@@ -352,7 +373,7 @@ class LedgerWriter:
         for index, job in enumerate(jobs):
             try:
                 with self._engine.begin() as conn:
-                    [(_, error)] = _apply(conn, [job])
+                    [(_, error)] = _apply(conn, [job], self._open)
             except SQLAlchemyError as exc:
                 reason = describe_db_error(exc)
                 error = LedgerError(f"{self._where}: writing {job.op.value} failed: {reason}")
@@ -389,6 +410,16 @@ class LedgerWriter:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_resolve, outcomes)
 
+    def _params(self, job: _Job) -> dict[str, Any]:
+        if job.op is Op.CALL:
+            return call_params(job.payload)
+        if job.op is Op.OPEN_QUERY:
+            params = query_params(job.payload)
+            if self._sqlite:  # the lease starts when the row is written, not when queued
+                params.update(lease_columns(self._engine, self._owner, self._lease))
+            return params
+        return close_params(*job.payload)
+
 
 def _resolve(outcomes: _Delivery) -> None:
     """Runs on the waiters' event loop."""
@@ -401,21 +432,15 @@ def _resolve(outcomes: _Delivery) -> None:
             future.set_exception(error)
 
 
-def _params(job: _Job) -> dict[str, Any]:
-    if job.op is Op.CALL:
-        return call_params(job.payload)
-    if job.op is Op.OPEN_QUERY:
-        return query_params(job.payload)
-    return close_params(*job.payload)
-
-
-def _apply(conn: Connection, jobs: Sequence[_Job]) -> list[tuple[_Job, LedgerError | None]]:
+def _apply(
+    conn: Connection, jobs: Sequence[_Job], open_query: Insert
+) -> list[tuple[_Job, LedgerError | None]]:
     """Write ``jobs`` in the open transaction: queries, then calls, then closes."""
     opens = [job for job in jobs if job.op is Op.OPEN_QUERY]
     calls = [job for job in jobs if job.op is Op.CALL]
     closes = [job for job in jobs if job.op is Op.CLOSE_QUERY]
     if opens:
-        conn.execute(insert(QUERY), [job.params for job in opens])
+        conn.execute(open_query, [job.params for job in opens])
     if calls:
         conn.execute(insert(CALL), [job.params for job in calls])
     outcomes: list[tuple[_Job, LedgerError | None]] = [(job, None) for job in opens + calls]

@@ -25,9 +25,14 @@ from spendgraph.graph.persist import (
     CheckpointBackend,
     checkpoint_backend,
     default_checkpoint_path,
+    open_saver,
     postgres_conninfo,
+    threads_location,
+    threads_serializer,
 )
 from spendgraph.graph.run import RunOptions
+from spendgraph.providers.config import ThreadsConfig
+from spendgraph.providers.errors import ConfigError
 from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.ledger import Ledger
 
@@ -210,3 +215,108 @@ async def test_a_postgres_ledger_checkpoints_threads_in_postgres(config, postgre
         assert ledger.query_summary(result.query_id).spend.calls == 2
     assert [m["content"] for m in history][0::2] == [FIRST, SECOND]
     assert len(history) == 4
+
+
+# -- encryption at rest ---------------------------------------------------------
+
+KEY_ENV = "SPENDGRAPH_TEST_THREADS_KEY"
+KEY = "0123456789abcdef0123456789abcdef"  # 32 bytes: AES-256
+KEYED = {KEY_ENV: KEY}
+ENCRYPTED = ThreadsConfig(encryption_key_env=KEY_ENV)
+
+
+async def _turn(config, ledger, text, *, url=None, path=None, threads=None, env=KEYED):
+    """One turn of thread ``visit-1`` on a fresh layer, saver and graph; the history after it."""
+    layer = ProviderLayer(config, ledger, env={})
+    try:
+        async with open_checkpointer(url, path=path, env=env, threads=threads) as saver:
+            graph = with_checkpointer(pipeline(AGENTS), saver)
+            result = await run_graph(graph, layer, text, thread_id="visit-1")
+            return result, await thread_messages(graph, "visit-1")
+    finally:
+        await layer.aclose(close_ledger=False)
+
+
+def _sqlite_bytes(threads) -> bytes:
+    """Everything on disk for a SQLite threads database (the file, its WAL and shm)."""
+    return b"".join(p.read_bytes() for p in threads.parent.glob(threads.name + "*"))
+
+
+@pytest.mark.parametrize("encrypted", [True, False])
+async def test_encrypted_sqlite_threads_hold_no_text_and_still_continue(
+    config, ledger, tmp_path, encrypted
+):
+    threads = tmp_path / "threads.db"
+    setting = ENCRYPTED if encrypted else None
+    first, _ = await _turn(config, ledger, FIRST, path=threads, threads=setting)
+    second, history = await _turn(config, ledger, SECOND, path=threads, threads=setting)
+    assert [m["content"] for m in history] == [FIRST, first.answer, SECOND, second.answer]
+    stored = _sqlite_bytes(threads)
+    texts = [FIRST, SECOND, first.answer, second.answer]
+    found = [text for text in texts if text.encode() in stored]
+    # Unencrypted, the conversation is right there in the file: the check can see it.
+    assert found == ([] if encrypted else texts)
+
+
+async def test_a_wrong_or_missing_key_is_a_clear_error(config, ledger, tmp_path):
+    threads = tmp_path / "threads.db"
+    await _turn(config, ledger, FIRST, path=threads, threads=ENCRYPTED)
+    wrong = {KEY_ENV: "f" * 32}
+    with pytest.raises(ConfigError, match=rf"the key in \${KEY_ENV} .* is not the key") as exc:
+        await _turn(config, ledger, SECOND, path=threads, threads=ENCRYPTED, env=wrong)
+    assert str(threads) in str(exc.value) and "f" * 32 not in str(exc.value)
+    with pytest.raises(ConfigError, match="are encrypted and no key is configured"):
+        await _turn(config, ledger, SECOND, path=threads, threads=None)
+    with pytest.raises(ConfigError, match=f"environment variable {KEY_ENV} is not set"):
+        await _turn(config, ledger, SECOND, path=threads, threads=ENCRYPTED, env={})
+    with pytest.raises(ConfigError, match="is 5 bytes long; an AES key is 16, 24 or 32 bytes"):
+        await _turn(config, ledger, SECOND, path=threads, threads=ENCRYPTED, env={KEY_ENV: "short"})
+    # and the right key still reads the thread
+    _, history = await _turn(config, ledger, SECOND, path=threads, threads=ENCRYPTED)
+    assert [m["content"] for m in history][0::2] == [FIRST, SECOND]
+
+
+def _postgres_tables(url: str) -> str:
+    """Every row of the three checkpoint tables, bytes shown as bytes (text in them visible)."""
+    with psycopg.connect(url) as conn:
+        return "\n".join(
+            repr(conn.execute(f"SELECT * FROM {table}").fetchall())
+            for table in ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+        )
+
+
+async def test_encrypted_postgres_threads_hold_no_text_and_still_continue(config, postgres_url):
+    with Ledger.open(postgres_url) as ledger:
+        first, _ = await _turn(config, ledger, FIRST, url=postgres_url, threads=ENCRYPTED)
+        second, history = await _turn(config, ledger, SECOND, url=postgres_url, threads=ENCRYPTED)
+    assert [m["content"] for m in history] == [FIRST, first.answer, SECOND, second.answer]
+    stored = _postgres_tables(postgres_url)
+    assert "visit-1" in stored  # the rows are there, their text is not
+    for text in (FIRST, SECOND, first.answer, second.answer):
+        assert text not in stored
+
+
+async def test_postgres_keeps_strings_inline_unless_sealed(config, postgres_url):
+    """Why the encrypted PostgreSQL saver seals strings: the stock saver keeps str channel
+    values (the input, the answer) as plain JSONB, outside any serializer."""
+    location = threads_location(postgres_url)
+    serde = threads_serializer(KEY.encode())
+    with Ledger.open(postgres_url) as ledger:
+        layer = ProviderLayer(config, ledger, env={})
+        try:
+            async with open_saver(location, serde=serde, sealed=False) as saver:
+                graph = with_checkpointer(pipeline(AGENTS), saver)
+                await run_graph(graph, layer, FIRST, thread_id="unsealed")
+        finally:
+            await layer.aclose(close_ledger=False)
+    assert FIRST in _postgres_tables(postgres_url)
+
+
+async def test_a_postgres_thread_begun_unencrypted_continues_encrypted(config, postgres_url):
+    with Ledger.open(postgres_url) as ledger:
+        first, _ = await _turn(config, ledger, FIRST, url=postgres_url, threads=None)
+        second, history = await _turn(config, ledger, SECOND, url=postgres_url, threads=ENCRYPTED)
+    assert [m["content"] for m in history] == [FIRST, first.answer, SECOND, second.answer]
+    stored = _postgres_tables(postgres_url)
+    assert FIRST in stored  # written before the key: plain until purged
+    assert SECOND not in stored and second.answer not in stored

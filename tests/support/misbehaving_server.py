@@ -4,6 +4,13 @@
 and usage alike). ``overgen``: it generates ``overgen`` x ``max_tokens``
 (1 honours it). Each answer word is one tiktoken token. Used by the budget
 bound tests and ``benchmarks/budget_bounds.py``.
+
+``usage``: what its usage report says, honestly or one of the lies in
+:data:`USAGE_LIES` (negative counts, 10^15 tokens, more cached than prompt
+tokens...). ``cumulative``: streams carry usage on every chunk, counting up as
+vLLM's ``continuous_usage_stats`` and SGLang do (the final report is the lie);
+``cumulative_down`` makes the per-chunk count go down at the end. Its
+``/tokenize`` says the context window is :data:`CONTEXT_WINDOW`.
 """
 
 from __future__ import annotations
@@ -14,9 +21,10 @@ import math
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -27,6 +35,50 @@ from starlette.routing import Route
 from spendgraph.providers.tokens import count_chat, count_text
 
 WORD = " word"  # one o200k_base token
+CONTEXT_WINDOW = 8192
+
+
+def _lie(field: str, value: Callable[[dict, int], Any]) -> Callable[[dict, int], dict]:
+    def apply(usage: dict, limit: int) -> dict:
+        lied = json.loads(json.dumps(usage))
+        parent, _, name = field.rpartition(".")
+        target = lied[parent] if parent else lied
+        target[name] = value(usage, limit)
+        return lied
+
+    return apply
+
+
+# How a lying report differs from the truth (``usage``, the request's max_tokens).
+USAGE_LIES: dict[str, Callable[[dict, int], dict]] = {
+    "honest": lambda usage, limit: usage,
+    "negative": lambda usage, limit: {
+        **usage,
+        "prompt_tokens": -100,
+        "completion_tokens": -50,
+        "total_tokens": -150,
+    },
+    "huge": lambda usage, limit: {
+        **usage,
+        "prompt_tokens": 10**15,
+        "completion_tokens": 10**15,
+        "total_tokens": 2 * 10**15,
+    },
+    "zero_prompt": _lie("prompt_tokens", lambda u, limit: 0),
+    "zero_completion": _lie("completion_tokens", lambda u, limit: 0),
+    "fractional": _lie("prompt_tokens", lambda u, limit: u["prompt_tokens"] + 0.5),
+    "not_a_number": _lie("completion_tokens", lambda u, limit: "twelve"),
+    "no_completion": _lie("completion_tokens", lambda u, limit: None),
+    "cached_over_prompt": _lie(
+        "prompt_tokens_details.cached_tokens", lambda u, limit: 2 * u["prompt_tokens"]
+    ),
+    "reasoning_over_completion": _lie(
+        "completion_tokens_details.reasoning_tokens", lambda u, limit: u["completion_tokens"] + 10
+    ),
+    "over_max_tokens": _lie("completion_tokens", lambda u, limit: 100 * limit + 100),
+    "prompt_over_sent": _lie("prompt_tokens", lambda u, limit: 50 * u["prompt_tokens"] + 5000),
+    "over_context_window": _lie("completion_tokens", lambda u, limit: CONTEXT_WINDOW),
+}
 
 
 @dataclass(frozen=True)
@@ -34,6 +86,9 @@ class Misbehaviour:
     scale: float = 1.0
     overgen: int = 1
     cached: bool = False  # report the whole prompt as a prefix-cache hit
+    usage: str = "honest"  # a key of USAGE_LIES
+    cumulative: bool = False  # streams: usage on every chunk, the lie on the last
+    cumulative_down: bool = False  # ...and the per-chunk count goes down before the end
 
 
 def _app(how: Misbehaviour) -> Starlette:
@@ -46,7 +101,8 @@ def _app(how: Misbehaviour) -> Starlette:
             count = count_chat(body["messages"], "o200k_base")
         else:
             count = count_text(body.get("prompt", ""), "o200k_base")
-        return JSONResponse({"count": server_count(count), "max_model_len": 8192, "tokens": []})
+        window = CONTEXT_WINDOW
+        return JSONResponse({"count": server_count(count), "max_model_len": window, "tokens": []})
 
     async def chat(request: Request):
         body = await request.json()
@@ -59,15 +115,19 @@ def _app(how: Misbehaviour) -> Starlette:
             "completion_tokens": server_count(words),
             "total_tokens": prompt + server_count(words),
             "prompt_tokens_details": {"cached_tokens": prompt if how.cached else 0},
+            "completion_tokens_details": {"reasoning_tokens": 0},
         }
+        reported = USAGE_LIES[how.usage](usage, limit)
         head = {"id": "stub", "created": 0, "model": body["model"]}
         if not body.get("stream"):
             message = {"role": "assistant", "content": WORD * words}
             choice = {"index": 0, "message": message, "finish_reason": "length"}
             return JSONResponse(
-                {**head, "object": "chat.completion", "choices": [choice]} | {"usage": usage}
+                {**head, "object": "chat.completion", "choices": [choice]} | {"usage": reported}
             )
-        return StreamingResponse(_sse(head, words, usage, body), media_type="text/event-stream")
+        running = _running_usage(how, usage, server_count, limit)
+        stream = _sse(head, words, reported, body, running)
+        return StreamingResponse(stream, media_type="text/event-stream")
 
     return Starlette(
         routes=[
@@ -77,16 +137,41 @@ def _app(how: Misbehaviour) -> Starlette:
     )
 
 
-async def _sse(head: dict, words: int, usage: dict, body: dict):
+def _running_usage(
+    how: Misbehaviour, usage: dict, server_count: Callable[[int], int], limit: int
+) -> Callable[[int], dict | None] | None:
+    """The per-chunk usage of a cumulative stream after ``i + 1`` words (lying as the
+    final report does), or None."""
+    if not (how.cumulative or how.cumulative_down):
+        return None
+
+    def after(words: int) -> dict:
+        tokens = server_count(words)
+        if how.cumulative_down:
+            tokens *= 10  # ten times too many, so the true final count goes down
+        so_far = {
+            **usage,
+            "completion_tokens": tokens,
+            "total_tokens": usage["prompt_tokens"] + tokens,
+        }
+        return USAGE_LIES[how.usage](so_far, limit)
+
+    return after
+
+
+async def _sse(
+    head: dict, words: int, usage: dict, body: dict, running: Callable[[int], dict] | None = None
+):
     chunk = {**head, "object": "chat.completion.chunk"}
     for i in range(words):
         delta = {"content": WORD} if i else {"role": "assistant", "content": WORD}
         choice = {"index": 0, "delta": delta, "finish_reason": None}
-        yield f"data: {json.dumps({**chunk, 'choices': [choice]})}\n\n"
+        extra = {} if running is None else {"usage": running(i + 1)}
+        yield f"data: {json.dumps({**chunk, 'choices': [choice], **extra})}\n\n"
         await asyncio.sleep(0)  # lets a client's disconnect stop us, as a real server would
     end = {"index": 0, "delta": {}, "finish_reason": "length"}
     yield f"data: {json.dumps({**chunk, 'choices': [end]})}\n\n"
-    if (body.get("stream_options") or {}).get("include_usage"):
+    if running is not None or (body.get("stream_options") or {}).get("include_usage"):
         yield f"data: {json.dumps({**chunk, 'choices': [], 'usage': usage})}\n\n"
     yield "data: [DONE]\n\n"
 

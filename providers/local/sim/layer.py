@@ -32,11 +32,13 @@ SIM_URL_ENV = "SPENDGRAPH_SIM_URL"
 
 
 def simulator_config(
-    sim: RunningSimulator, *, env: Mapping[str, str] = os.environ
+    sim: RunningSimulator | str, *, env: Mapping[str, str] = os.environ
 ) -> SpendgraphConfig:
-    """The shipped example config, its endpoints pointed at the running simulator ``sim``."""
+    """The shipped example config, its endpoints pointed at the running simulator ``sim``
+    (or at the simulator already serving on base URL ``sim``)."""
     path = example_config_path()
-    return parse_config(path.read_text(), source=str(path), env={**env, SIM_URL_ENV: sim.base_url})
+    url = sim if isinstance(sim, str) else sim.base_url
+    return parse_config(path.read_text(), source=str(path), env={**env, SIM_URL_ENV: url})
 
 
 @asynccontextmanager

@@ -30,7 +30,7 @@ def test_budgets_become_limits():
     ("entry", "key", "message"),
     [
         ('scope = "user"\nusd = 5', "budgets[0]", 'needs period = "day" or "month"'),
-        ('scope = "tenant"\nperiod = "day"\nusd = 5', "budgets[0].scope", "'thread'"),
+        ('scope = "team"\nperiod = "day"\nusd = 5', "budgets[0].scope", "'tenant'"),
         ('scope = "user"\nperiod = "week"\nusd = 5', "budgets[0].period", '"week"'),
         ('scope = "user"\nperiod = "day"\nusd = -1', "budgets[0].usd", "> 0"),
         ('scope = "user"\nperiod = "day"\nusd = "5"', "budgets[0].usd", 'string "5"'),

@@ -24,10 +24,11 @@ def test_endpoint_defaults_and_normalisation():
     assert (endpoint.hardware, endpoint.precision, endpoint.engine) == ("GB200", "nvfp4", "trtllm")
     assert endpoint.pool == "a"  # a lone endpoint is its own pool
     assert (endpoint.timeout_s, endpoint.tokenizer, endpoint.tokenize_api) == (
-        60.0,
+        20.0,
         "o200k_base",
         "none",
     )
+    assert endpoint.stream_timeout_s is None and endpoint.stream_cap_s() == 300.0
     assert endpoint.price is None and endpoint.resolved_price() == Price.unknown()
 
 

@@ -35,7 +35,7 @@ def _has_region(kit, url: str) -> bool:
 
 
 def test_a_fresh_ledger_is_at_the_latest_version(ledger: Ledger, ledger_url, kit):
-    assert ledger.schema_version == latest_version() == 3
+    assert ledger.schema_version == latest_version() == 6
     assert _version(kit, ledger_url) == 3
 
 
