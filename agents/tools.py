@@ -19,6 +19,7 @@ import inspect
 import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,18 +143,26 @@ async def run_tool_calls(
     *,
     on_start: Callable[[ToolCall], None] | None = None,
     on_finish: Callable[[ToolOutcome], None] | None = None,
+    traced: Callable[[ToolCall], AbstractContextManager[Any]] | None = None,
 ) -> list[ToolOutcome]:
     """Run ``calls`` concurrently and return their outcomes in call order.
 
     Every call runs to completion even if a sibling fails; a
     :class:`BudgetExceeded` from any of them is re-raised after all finished.
+    ``traced(call)`` is entered around each call (its span, current while the tool
+    runs) and is told the outcome with ``finish(ok, content)``.
     """
     by_name = {tool.name: tool for tool in tools}
 
     async def one(call: ToolCall) -> ToolOutcome:
         if on_start is not None:
             on_start(call)
-        outcome = await _run_one(by_name, call)
+        if traced is None:
+            outcome = await _run_one(by_name, call)
+        else:
+            with traced(call) as span:
+                outcome = await _run_one(by_name, call)
+                span.finish(outcome.ok, outcome.content)
         if on_finish is not None:
             on_finish(outcome)
         return outcome

@@ -35,6 +35,7 @@ from spendgraph.providers.chat import ChatRequest, ChatResult
 from spendgraph.providers.context import agent_scope
 from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.ledger.records import CallRecord
+from spendgraph.providers.telemetry.recorder import telemetry_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +118,11 @@ class _Turn:
                 )
             )
 
+        def traced(call: ToolCall):
+            return telemetry_of(self.layer).tool(call.name, call.id, call.arguments)
+
         outcomes = await run_tool_calls(
-            self.agent.tools, calls, on_start=started, on_finish=finished
+            self.agent.tools, calls, on_start=started, on_finish=finished, traced=traced
         )
         self.outcomes.extend(outcomes)
         self.added.extend(outcome.message() for outcome in outcomes)
@@ -138,9 +142,13 @@ async def run_turn(
     raise: they go back to the model as ``tool`` messages.
     """
     options = options or TurnOptions()
-    with agent_scope(agent.name, node=options.node) as path:
+    node = options.node or agent.name
+    with (
+        agent_scope(agent.name, node=options.node) as path,
+        telemetry_of(layer).agent(agent.name, path, node),
+    ):
         turn = _Turn(layer, agent, options, path)
-        turn.emit(AgentStarted(agent.name, path, options.node or agent.name))
+        turn.emit(AgentStarted(agent.name, path, node))
         conversation = [agent.system_message(), *messages]
         result = None
         for step in range(agent.max_steps):

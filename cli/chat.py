@@ -11,11 +11,13 @@ exit code 143 (128 + SIGTERM, see ``cli/signals.py``).
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import uuid
-from contextlib import AsyncExitStack, ExitStack, nullcontext
+from contextlib import AbstractContextManager, AsyncExitStack, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -45,10 +47,12 @@ from spendgraph.cli.signals import Shutdown, Terminated
 from spendgraph.cli.spend_view import money
 from spendgraph.graph import RunFinished, RunStarted, stream_graph, with_checkpointer
 from spendgraph.graph.app import App
+from spendgraph.graph.events import BudgetExhausted
+from spendgraph.providers.config import CONFIG_ENV, DEFAULT_CONFIG_NAME
 from spendgraph.providers.spend import Spend
 
 HELP = """commands:
-  /spend       this conversation's queries and totals
+  /spend       every query of this chat session (all its threads, /new ones too) and totals
   /budget X    per-query budget in USD for the next messages (/budget off to clear)
   /new         start a new conversation thread
   /help        this help
@@ -111,7 +115,8 @@ class ChatLoop:
             astack = AsyncExitStack()
             try:
                 opening = open_session(stack, astack, target)
-                self.session = runner.run(self.shutdown.guard(opening))
+                with self._starting(target):
+                    self.session = runner.run(self.shutdown.guard(opening))
                 require_tiers(self.session.layer.config, self.talk.app.tiers, self.talk.app.name)
                 self._greet()
                 self._loop(runner)
@@ -126,6 +131,18 @@ class ChatLoop:
             f"stopped by {self.shutdown.signal_name}", style="yellow", highlight=False
         )
         return self.shutdown.exit_code
+
+    def _starting(self, target: Target) -> AbstractContextManager[object]:
+        """A spinner while the endpoints start (loading the embedded model takes seconds)."""
+        if not self.interactive:
+            return nullcontext()
+        if target.sim:
+            what = "starting the fleet simulator"
+        elif target.config or os.environ.get(CONFIG_ENV) or Path(DEFAULT_CONFIG_NAME).exists():
+            what = "opening the endpoints and the ledger"
+        else:
+            what = "loading the embedded model (SmolLM2-135M on this CPU, a few seconds)"
+        return self.out.console.status(what, spinner="dots")
 
     def _greet(self) -> None:
         if self.interactive:
@@ -161,6 +178,8 @@ class ChatLoop:
                 line = sys.stdin.readline()
                 return line if line else None
         except (EOFError, KeyboardInterrupt, Terminated):
+            if self.interactive:
+                self.out.print()  # the prompt's line is left open: end it before leaving
             return None
 
     async def _turn(self, text: str) -> None:
@@ -173,21 +192,23 @@ class ChatLoop:
             clear_budget=talk.no_budget,
         )
         events = stream_graph(graph, session.layer, text, thread_id=talk.thread_id, options=options)
-        result = None
+        result, refusal = None, None
         with LiveTurn(self.out) if self.interactive else nullcontext() as live:
             async for event in events:
                 if isinstance(event, RunStarted):
                     talk.query_ids.append(event.query_id)  # listed by /spend even if cancelled
                 elif isinstance(event, RunFinished):
                     result = event.result
+                elif isinstance(event, BudgetExhausted):
+                    refusal = refusal or event.message
                 if live is not None:
                     live.event(event)
         await asyncio.to_thread(session.layer.ledger.flush)
         records = session.layer.ledger.calls_for_query(result.query_id)
         if self.interactive:
-            show_turn(self.out, result, records)
+            show_turn(self.out, result, records, refusal)
         else:
-            plain_turn(result, records)
+            plain_turn(result, records, refusal)
 
     def _command(self, text: str) -> bool:
         """Handle a slash command; False means leave."""

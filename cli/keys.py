@@ -11,7 +11,14 @@ from typing import Annotated
 import typer
 
 from spendgraph.cli.console import Output
-from spendgraph.cli.options import CommandError, JsonOption, LedgerOption, handled_errors
+from spendgraph.cli.options import (
+    CommandError,
+    ConfigOption,
+    JsonOption,
+    LedgerOption,
+    handled_errors,
+    ledger_for_command,
+)
 from spendgraph.cli.tables import Col, fitted_table
 from spendgraph.providers.ledger import Ledger
 from spendgraph.providers.ledger.keys import ApiKeyInfo, create_key, list_keys, revoke_key
@@ -40,6 +47,7 @@ def create(
     user: Annotated[str, typer.Option(help="A fixed user for every query of this key.")] = "",
     name: Annotated[str, typer.Option(help="A label, e.g. where the key is used.")] = "",
     ledger: LedgerOption = None,
+    config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a key for TENANT and print it (this is the only time it is shown)."""
@@ -47,7 +55,7 @@ def create(
     with handled_errors(out):
         if not tenant.strip():
             raise CommandError("--tenant must not be empty")
-        with Ledger.open(ledger) as opened:
+        with Ledger.open(ledger_for_command(ledger, config).url) as opened:
             key, info = create_key(opened.engine, tenant=tenant, user=user, name=name)
         if as_json:
             out.emit_json({**_info_json(info), "key": key})
@@ -63,12 +71,13 @@ def create(
 def list_command(
     tenant: Annotated[str | None, typer.Option("--tenant", help="Only this tenant's keys.")] = None,
     ledger: LedgerOption = None,
+    config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List keys (prefix, tenant, user, created, revoked) — never the keys themselves."""
     out = Output(json_mode=as_json)
     with handled_errors(out):
-        with Ledger.open(ledger, create=False) as opened:
+        with Ledger.open(ledger_for_command(ledger, config).url, create=False) as opened:
             keys = list_keys(opened.engine, tenant=tenant)
         if as_json:
             out.emit_json({"keys": [_info_json(k) for k in keys]})
@@ -104,12 +113,13 @@ def list_command(
 def revoke(
     key: Annotated[str, typer.Argument(metavar="ID_OR_PREFIX", help="The key's id or prefix.")],
     ledger: LedgerOption = None,
+    config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Revoke a key by id or by the prefix `keys list` shows (refused within seconds)."""
     out = Output(json_mode=as_json)
     with handled_errors(out):
-        with Ledger.open(ledger, create=False) as opened:
+        with Ledger.open(ledger_for_command(ledger, config).url, create=False) as opened:
             found = revoke_key(opened.engine, key.rstrip("…"))
         if not found:
             raise CommandError(f"no active key with id or prefix {key!r}")

@@ -26,6 +26,7 @@ from spendgraph.providers.config import (
     SpendgraphConfig,
     example_config_path,
     load_config,
+    load_storage_config,
 )
 from spendgraph.providers.errors import LedgerError, SpendgraphError
 from spendgraph.providers.ledger import LEDGER_ENV_VAR, LedgerFilter, resolve_ledger_url
@@ -125,6 +126,15 @@ def choose_ledger(
         raw, origin = None, None
     with ledger_origin(origin):
         return LedgerChoice(resolve_ledger_url(raw, env), origin)
+
+
+def ledger_for_command(explicit: str | None, config: Path | None) -> LedgerChoice:
+    """:func:`choose_ledger` for a command with ``--ledger`` and ``--config``: the config's
+    ``[ledger]`` table only (no endpoint's key is needed to find the ledger)."""
+    storage = load_storage_config(config)
+    if storage is None:
+        return choose_ledger(explicit)
+    return choose_ledger(explicit, storage.ledger.url, storage.source)
 
 
 @contextmanager

@@ -16,9 +16,9 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
-from rich.markdown import Markdown
 
 from spendgraph.cli.apps import load_app
+from spendgraph.cli.chat_view import show_turn
 from spendgraph.cli.console import Output
 from spendgraph.cli.options import (
     CommandError,
@@ -28,10 +28,26 @@ from spendgraph.cli.options import (
     handled_errors,
     parse_usd_budget,
 )
+from spendgraph.cli.run_temporal import run_on_temporal
 from spendgraph.cli.runtime import Target, open_session, require_tiers
 from spendgraph.cli.signals import Shutdown
-from spendgraph.cli.spend_view import spend_json, spend_panel
-from spendgraph.graph import RunFinished, RunResult, RunStarted, stream_graph, with_checkpointer
+from spendgraph.cli.spend_view import spend_json
+from spendgraph.cli.worker import (
+    AddressOption,
+    EngineOption,
+    NamespaceOption,
+    TaskQueueOption,
+    check_engine,
+    exit_now,
+)
+from spendgraph.graph import (
+    BudgetExhausted,
+    RunFinished,
+    RunResult,
+    RunStarted,
+    stream_graph,
+    with_checkpointer,
+)
 from spendgraph.graph.app import App
 
 SimOption = Annotated[
@@ -73,6 +89,10 @@ def run(
     thread: ThreadOption = None,
     user: UserOption = None,
     as_json: JsonOption = False,
+    engine: EngineOption = "inprocess",
+    address: AddressOption = "127.0.0.1:7233",
+    task_queue: TaskQueueOption = "spendgraph",
+    namespace: NamespaceOption = "default",
 ) -> None:
     """Run one query through an app and print its answer and what it spent."""
     out = Output(json_mode=as_json)
@@ -89,6 +109,14 @@ def run(
             "clear_budget": no_budget,
         }
         progress = _Progress()
+        if check_engine(engine) == "temporal":  # on the workers: see cli/run_temporal.py
+            result, records = run_on_temporal(
+                app, text, thread=thread, overrides=overrides, address=address,
+                task_queue=task_queue, namespace=namespace, config=config, ledger=ledger,
+            )  # fmt: skip
+            _report(out, result, records, progress.refusal)
+            exit_now(0)
+            return
         with Shutdown((signal.SIGINT, signal.SIGTERM)) as shutdown:
             try:
                 result, records = asyncio.run(
@@ -99,7 +127,8 @@ def run(
                     raise
                 _report_stopped(out, shutdown, progress.query_id)
                 raise typer.Exit(shutdown.exit_code) from None
-            _report(out, result, records)  # a signal now is only noted: the query is done
+            # A signal now is only noted: the query is done.
+            _report(out, result, records, progress.refusal)
         if shutdown.signum is not None:
             raise typer.Exit(shutdown.exit_code)
 
@@ -109,6 +138,7 @@ class _Progress:
     """What a run had reached, for the message when a signal stops it."""
 
     query_id: str | None = None
+    refusal: str | None = None  # the first budget refusal's reason, for a missing answer
 
 
 async def _run_once(
@@ -128,6 +158,8 @@ async def _run_once(
                     progress.query_id = event.query_id
                 elif isinstance(event, RunFinished):
                     result = event.result
+                elif isinstance(event, BudgetExhausted):
+                    progress.refusal = progress.refusal or event.message
             assert result is not None  # stream_graph ends with RunFinished or raises
             # The ledger is the record: read back every attempt, denied ones included.
             await asyncio.to_thread(session.layer.ledger.flush)
@@ -148,13 +180,11 @@ def _report_stopped(out: Output, shutdown: Shutdown, query_id: str | None) -> No
     out.errors.print(message, style="yellow", highlight=False, markup=False, soft_wrap=True)
 
 
-def _report(out: Output, result: RunResult, records: list) -> None:
+def _report(out: Output, result: RunResult, records: list, refusal: str | None = None) -> None:
     if out.json_mode:
         out.emit_json(run_json(result, records))
         return
-    out.print(Markdown(result.answer or "_(no answer)_"))
-    status = result.status.value + (f" ({result.stop_reason})" if result.stop_reason else "")
-    out.print(spend_panel(records, title=f"query {result.query_id[:8]} · {status}"))
+    show_turn(out, result, records, refusal)
 
 
 def run_json(result: RunResult, records: list) -> dict[str, Any]:

@@ -31,6 +31,10 @@ class AgentSpend:
         self.endpoints[info.name] = "/".join(p for p in (info.hardware, info.precision) if p)
 
 
+# The ledger's exclusive buckets, named alike in every view (panels, costs, audit show).
+TOKENS_HEADER = "tokens uncached / cached / out"
+
+
 def by_agent(records: Iterable[CallRecord]) -> list[AgentSpend]:
     """Group call records by agent path, in order of first appearance."""
     groups: dict[str, AgentSpend] = {}
@@ -41,11 +45,12 @@ def by_agent(records: Iterable[CallRecord]) -> list[AgentSpend]:
 
 
 def money(spend: Spend) -> str:
-    """``$0.000123``, or ``unknown`` (never $0) when any call is unpriced."""
+    """``$0.000123`` as every table shows amounts (``$0``, 6 to 10 decimals, ``~`` when
+    rounded), or ``unknown`` (never $0) with the priced part when any call is unpriced."""
     if spend.unpriced:
-        known = f" + ${spend.known_cost:.6f}" if spend.known_cost else ""
-        return f"unknown ({spend.unpriced} unpriced{known})"
-    return f"${spend.known_cost:.6f}"
+        calls = "1 unpriced call" if spend.unpriced == 1 else f"{spend.unpriced} unpriced calls"
+        return f"unknown ({fmt.usd(spend.known_cost)} known, {calls})"
+    return fmt.usd(spend.known_cost)
 
 
 def total(groups: Iterable[AgentSpend]) -> AgentSpend:
@@ -69,7 +74,7 @@ def spend_panel(records: list[CallRecord], *, title: str = "spend") -> Panel:
     """The per-agent panel shown after each turn."""
     groups = by_agent(records)
     table = Table(box=None, pad_edge=False, expand=False)
-    for column in ("agent", "calls", "tokens in / cached / out", "cost", "TTFT", "endpoints"):
+    for column in ("agent", "calls", TOKENS_HEADER, "cost", "TTFT", "endpoints"):
         table.add_column(column, overflow="fold")
     for group in groups:
         table.add_row(*_row(group))

@@ -26,14 +26,13 @@ from spendgraph.cli.options import (
     ConfigOption,
     JsonOption,
     LedgerOption,
-    choose_ledger,
     handled_errors,
+    ledger_for_command,
     ledger_origin,
     parse_since,
 )
 from spendgraph.cli.tables import Col, fitted_table
 from spendgraph.graph.thread_admin import ThreadInfo, open_thread_admin, select_threads
-from spendgraph.providers.config import load_storage_config
 
 app = typer.Typer(
     help="Conversation threads kept next to the ledger: list them, purge old ones.",
@@ -141,11 +140,7 @@ async def _purge(
 
 
 def _ledger_url(ledger: str | None, config: Path | None) -> tuple[str, str | None]:
-    storage = load_storage_config(config)
-    if storage is None:
-        choice = choose_ledger(ledger)
-    else:
-        choice = choose_ledger(ledger, storage.ledger.url, storage.source)
+    choice = ledger_for_command(ledger, config)
     return choice.url, choice.origin
 
 

@@ -23,8 +23,9 @@ class App:
     ``build()`` returns the compiled graph (without a checkpointer: the runner
     attaches one). ``defaults`` are the run options a query of this app gets
     unless the user overrides them (``app`` is filled in from ``name``).
-    ``samples`` are example inputs shown by ``spendgraph run NAME --samples``
-    and used by tests. ``tiers`` lists the model tiers its agents ask for, so a
+    ``samples`` are example inputs: ``spendgraph run NAME`` without an input
+    lists them, ``spendgraph costs NAME`` runs them once on each pool, and
+    tests use them. ``tiers`` lists the model tiers its agents ask for, so a
     config that lacks one is reported before the first call. ``keep_threads``
     False runs it without a conversation checkpoint: each input starts fresh
     and nothing of it is written to the threads database (for inputs that must

@@ -8,7 +8,7 @@ calls. ``spendgraph costs APP`` prints the result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -35,7 +35,12 @@ class PoolCost:
 
     @property
     def input_tokens(self) -> float:
+        """All input tokens, cached ones included."""
         return self.spend.input_tokens / self.queries
+
+    @property
+    def uncached_tokens(self) -> float:
+        return self.spend.input_uncached / self.queries
 
     @property
     def cached_tokens(self) -> float:
@@ -58,22 +63,48 @@ def pools(config: SpendgraphConfig, tiers: Sequence[str]) -> list[str]:
 
 
 def only_pool(config: SpendgraphConfig, pool: str, tiers: Sequence[str]) -> SpendgraphConfig:
-    """``config`` where ``tiers`` are served by ``pool`` alone."""
+    """``config`` where the tiers of ``tiers`` that ``pool`` serves are served by it alone.
+
+    The app's other tiers keep their endpoints (voice_support's ``fast`` tier stays on
+    the small model while ``large`` is measured on each pool): an endpoint outside the
+    pool only loses the names the pool takes over, and is dropped when none is left.
+    """
     data = config.model_dump(exclude_none=True)
-    data["endpoints"] = [
-        e
-        for e in data["endpoints"]
-        if (e["pool"] or e["name"]) == pool or not ({e["model"], *e["serves"]} & set(tiers))
-    ]
+    wanted = set(tiers)
+
+    def in_pool(endpoint: dict) -> bool:
+        return (endpoint.get("pool") or endpoint["name"]) == pool
+
+    def names(endpoint: dict) -> set[str]:
+        return {endpoint["model"], *endpoint.get("serves", ())}
+
+    taken = wanted & {n for e in data["endpoints"] if in_pool(e) for n in names(e)}
+    kept = []
+    for endpoint in data["endpoints"]:
+        served = names(endpoint) & wanted
+        if in_pool(endpoint) or not served & taken:
+            kept.append(endpoint)
+        elif served - taken:  # still needed for another of the app's tiers
+            serves = [name for name in endpoint.get("serves", ()) if name not in taken]
+            kept.append({**endpoint, "serves": serves})
+    data["endpoints"] = kept
     return SpendgraphConfig.model_validate(data, context={"env": {}})
 
 
 async def measure(
-    app: App, config: SpendgraphConfig, inputs: Sequence[str], ledger: Ledger
+    app: App,
+    config: SpendgraphConfig,
+    inputs: Sequence[str],
+    ledger: Ledger,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[PoolCost]:
-    """Run every input once per pool, with the app's default run options."""
+    """Run every input once per pool, with the app's default run options;
+    ``progress(pool, index, count)`` is told before each pool starts."""
     results = []
-    for pool in pools(config, app.tiers):
+    measured = pools(config, app.tiers)
+    for index, pool in enumerate(measured, start=1):
+        if progress is not None:
+            progress(pool, index, len(measured))
         layer = ProviderLayer(only_pool(config, pool, app.tiers), ledger, env={})
         try:
             runs = [

@@ -17,6 +17,7 @@ purging threads (:mod:`spendgraph.graph.thread_admin`) needs no key.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import sqlite3
@@ -42,6 +43,7 @@ from spendgraph.providers.ledger.store import redact_url, resolve_ledger_url, sc
 THREADS_SUFFIX = ".threads.db"
 # Checkpoint connections per process: enough for a served worker's concurrent queries.
 PG_POOL_SIZE = 8
+_PG_SETUP_LOCK = 0x5350454E4443  # "SPENDC": checkpoint tables' setup
 KEY_SETTING = "[threads] encryption_key_env"
 
 
@@ -270,7 +272,7 @@ async def _postgres(
             saver = saver_class(conn=pool, serde=serde)
             if not create and not await _has_postgres_checkpoints(saver):
                 raise LedgerError(f"no thread checkpoints in {redact_url(url)}")
-            await saver.setup()
+            await _setup_once(saver, pool)
         except LedgerError:
             raise
         except Exception as exc:
@@ -279,6 +281,23 @@ async def _postgres(
                 f"cannot open the thread checkpoints in {redact_url(url)}: {reason}"
             ) from None
         yield saver
+
+
+async def _setup_once(saver: Any, pool: Any) -> None:
+    """The saver's ``setup()`` (its own migrations), one process at a time: workers
+    starting together would otherwise insert the same migration row and fail."""
+    async with pool.connection() as lock:
+        # Polled, not waited for: a statement blocked on the lock would hold a snapshot,
+        # and the setup's CREATE INDEX CONCURRENTLY waits for every such snapshot.
+        while True:
+            cursor = await lock.execute("SELECT pg_try_advisory_lock(%s) AS got", (_PG_SETUP_LOCK,))
+            if (await cursor.fetchone())["got"]:
+                break
+            await asyncio.sleep(0.05)
+        try:
+            await saver.setup()
+        finally:
+            await lock.execute("SELECT pg_advisory_unlock(%s)", (_PG_SETUP_LOCK,))
 
 
 @asynccontextmanager

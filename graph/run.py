@@ -57,6 +57,9 @@ class RunOptions:
     store_text: bool | None = None
     stream_tokens: bool = True
     recursion_limit: int | None = None
+    # Fork the thread from this checkpoint instead of its latest (a durable run's
+    # re-delivery starts again from where the query began).
+    from_checkpoint: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +197,8 @@ async def _drive(graph, layer, start, thread_id, options, emit) -> dict[str, Any
     config: dict[str, Any] = {"configurable": {"thread_id": thread_id}}
     if options.recursion_limit is not None:
         config["recursion_limit"] = options.recursion_limit
+    if options.from_checkpoint is not None:
+        config["configurable"]["checkpoint_id"] = options.from_checkpoint
     context = RunContext(layer=layer, stream_tokens=options.stream_tokens)
     state: dict[str, Any] = {}
     try:

@@ -50,6 +50,7 @@ from spendgraph.providers.ledger.records import (
     new_sequential_id,
 )
 from spendgraph.providers.prefixes import PromptKeys
+from spendgraph.providers.telemetry.recorder import Telemetry, current_context
 from spendgraph.providers.tokens import prompt_token_ceiling
 from spendgraph.providers.usage import (
     USAGE_REJECTED,
@@ -144,6 +145,7 @@ class Attempt:
         ledger: Ledger,
         stream: bool,
         prompt_estimate: Callable[[], int],
+        telemetry: Telemetry | None = None,
     ):
         self.endpoint = endpoint
         self.request = request
@@ -151,6 +153,9 @@ class Attempt:
         self.number = number
         self.stream = stream
         self._ledger = ledger
+        self._telemetry = telemetry
+        # Where this attempt's span hangs (its agent turn), even for a row written later.
+        self._trace_parent = current_context() if telemetry is not None else None
         self._hold: QueryHold | None = None
         self.id = new_sequential_id()  # the call row's id, and the budget hold's attempt id
         self._started_wall = datetime.now(UTC)
@@ -312,9 +317,9 @@ class Attempt:
         return usage, None
 
     def _bounds(self, outcome: Outcome) -> UsageBounds:
-        request = self.request
+        messages, tools_bytes = self.request.messages, self._sent.prompt.tools_bytes
         return UsageBounds(
-            prompt=prompt_token_ceiling(request.messages, request.tools),
+            prompt=prompt_token_ceiling(messages, tools_bytes=tools_bytes),
             max_tokens=self.max_tokens,
             context_window=self.endpoint.context_window,
             answered=bool(outcome.generated_text),
@@ -421,8 +426,17 @@ class Attempt:
 
     def _write(self, record: CallRecord) -> None:
         future = self._ledger.submit_call(record)
-        if self.site.scope is not None:
-            self.site.scope.track(future)
+        scope = self.site.scope
+        if scope is not None:
+            scope.track(future)
+        if self._telemetry is not None:  # the span is this row's: one per row, same numbers
+            self._telemetry.attempt(
+                record,
+                self._trace_parent,
+                app=scope.app if scope is not None else "",
+                tier=self.request.model,
+                messages=self.request.messages,
+            )
 
 
 def _error_kind(error: BaseException | None) -> str | None:

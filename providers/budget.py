@@ -100,7 +100,7 @@ class Budget:
             if committed + usd > limits.usd:
                 return (
                     f"call needs up to ${usd:.6f} but only ${limits.usd - committed:.6f} "
-                    f"of the ${limits.usd} budget is left"
+                    f"of the ${limits.usd:f} budget is left"
                 )
         if limits.tokens is not None:
             left = limits.tokens - self._spent_tokens - self._reserved_tokens

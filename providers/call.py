@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from spendgraph.providers.attempt import Attempt, CallSite, Outcome
@@ -30,6 +30,7 @@ from spendgraph.providers.ledger import Ledger, new_sequential_id
 from spendgraph.providers.ledger.records import CallRecord, CallStatus
 from spendgraph.providers.retry import RetryPolicy
 from spendgraph.providers.router import Router, RouteRequest
+from spendgraph.providers.telemetry.recorder import Telemetry
 from spendgraph.providers.tokens import DEFAULT_ENCODING, count_chat
 
 T = TypeVar("T")
@@ -43,6 +44,7 @@ class CallServices:
     ledger: Ledger
     router: Router
     retries: RetryPolicy
+    telemetry: Telemetry = field(default_factory=Telemetry.disabled)
 
 
 class ModelCall:
@@ -60,7 +62,7 @@ class ModelCall:
             scope=current_query(),
             agent_path=current_agent_path(),
             node=current_node(),
-            request_id=new_sequential_id(),
+            request_id=request.request_id or new_sequential_id(),
         )
         self.attempts: list[CallRecord] = []
         self._counts: dict[str, int] = {}
@@ -165,6 +167,7 @@ class ModelCall:
             ledger=self.services.ledger,
             stream=self.stream,
             prompt_estimate=lambda: self.prompt_tokens(endpoint.config.tokenizer),
+            telemetry=self.services.telemetry,
         )
         await attempt.reserve()
         return attempt

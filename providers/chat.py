@@ -33,6 +33,10 @@ class ChatRequest:
     # Pin the call to one configured endpoint by name: no routing, no fallback
     # (retries still apply). For measuring or debugging one replica.
     endpoint: str | None = None
+    # The ledger's request id of the call (groups its attempts); None: a fresh one. Set by
+    # a caller that delivers one call more than once (a durable activity's retries), so
+    # the rows of each delivery can be found again.
+    request_id: str | None = None
 
     def opening_key(self) -> str:
         """A hash of the conversation's opening: every message up to and including

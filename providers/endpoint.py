@@ -59,7 +59,7 @@ def map_sdk_error(
     if isinstance(exc, openai.APIConnectionError) and _body_cut(exc):
         # The server answered (and did the work); the body broke off on the way.
         cause = redactor.scrub(str(exc.__cause__))
-        return errors.StreamCut(f"the response body broke off: {cause}", endpoint=endpoint)
+        return errors.StreamCut(f"the response ended early: {cause}", endpoint=endpoint)
     if isinstance(exc, openai.APIConnectionError):
         return errors.EndpointConnectionError(
             f"connection failed: {redactor.scrub(str(exc))}", endpoint=endpoint

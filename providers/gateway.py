@@ -43,6 +43,8 @@ from spendgraph.providers.ledger.records import QueryRecord, QueryStatus
 from spendgraph.providers.retry import RetryPolicy
 from spendgraph.providers.router import Router
 from spendgraph.providers.streaming import ChatStream
+from spendgraph.providers.telemetry.recorder import Telemetry
+from spendgraph.providers.telemetry.setup import telemetry_for
 
 __all__ = ["ChatStream", "ProviderLayer"]
 
@@ -57,9 +59,11 @@ class ProviderLayer:
         *,
         env: Mapping[str, str] = os.environ,
         budget_store: BudgetStore | None = None,
+        telemetry: Telemetry | None = None,
     ):
         """``budget_store`` holds tenant/user/app/thread budgets (default: shared in PostgreSQL
-        on a PostgreSQL ledger, else in this process's memory)."""
+        on a PostgreSQL ledger, else in this process's memory). ``telemetry`` records the
+        spans and metrics (default: from ``[telemetry]`` and the ``OTEL_*`` variables)."""
         self.config = config
         self.ledger = ledger
         self.budgets: tuple[BudgetLimit, ...] = tuple(b.limit() for b in config.budgets)
@@ -74,7 +78,10 @@ class ProviderLayer:
         }
         self.router = Router(config, self.endpoints)
         self.retries = RetryPolicy(config.routing)
-        self._services = CallServices(config, ledger, self.router, self.retries)
+        self.telemetry = telemetry or telemetry_for(config.telemetry, env)
+        self._services = CallServices(
+            config, ledger, self.router, self.retries, telemetry=self.telemetry
+        )
 
     @classmethod
     def open(
@@ -102,6 +109,8 @@ class ProviderLayer:
         await self._http.aclose()
         if self._owns_budget_store:
             await self.budget_store.aclose()
+        # Exports what is still buffered (a blocking HTTP post: off the event loop).
+        await asyncio.to_thread(self.telemetry.shutdown)
         if close_ledger:
             await self.ledger.aclose()
 
@@ -158,20 +167,25 @@ class ProviderLayer:
             user=user,
             tenant=tenant,
         )
-        status, error = QueryStatus.OK, None
-        try:
-            with query_context(scope):
-                yield scope
-        except BudgetExceeded as exc:
-            status, error = QueryStatus.BUDGET_EXHAUSTED, str(exc)
-            raise
-        except BaseException as exc:
-            cancelled = not isinstance(exc, Exception)
-            status = QueryStatus.CANCELLED if cancelled else QueryStatus.ERROR
-            error = type(exc).__name__ if cancelled else f"{type(exc).__name__}: {exc}"
-            raise
-        finally:
-            await self._close_query(scope, scope.status or status, error)
+        status, error, failure = QueryStatus.OK, None, None
+        with self.telemetry.query(scope) as traced:
+            try:
+                with query_context(scope):
+                    yield scope
+            except BudgetExceeded as exc:
+                status, error = QueryStatus.BUDGET_EXHAUSTED, str(exc)
+                raise
+            except BaseException as exc:
+                cancelled = not isinstance(exc, Exception)
+                status = QueryStatus.CANCELLED if cancelled else QueryStatus.ERROR
+                failure = type(exc).__name__
+                error = failure if cancelled else f"{failure}: {exc}"
+                raise
+            finally:
+                try:
+                    await self._close_query(scope, scope.status or status, error)
+                finally:  # after the close: it records the streams left open
+                    traced.finish(scope, scope.status or status, failure)
 
     async def _period_spend(self, key: ScopeKey) -> PeriodSpend:
         """Where a scoped budget's period starts: the ledger's sum (this process's rows

@@ -52,6 +52,7 @@ class PromptKeys:
 
     keys: tuple[int, ...]
     ends: tuple[int, ...]  # characters from the prompt's start to the end of each message
+    tools_bytes: int = 0  # the tool schemas' JSON (ASCII: characters are bytes)
 
     @classmethod
     def of(
@@ -67,7 +68,7 @@ class PromptKeys:
             end += len(identity[1] or "") + _FRAMING_CHARS
             keys.append(key)
             ends.append(end)
-        return cls(tuple(keys), tuple(ends))
+        return cls(tuple(keys), tuple(ends), len(tools_text))
 
 
 def _identity(message: Mapping[str, Any]) -> tuple[str, str | None]:

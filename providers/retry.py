@@ -40,9 +40,9 @@ class RetryPolicy:
         """No retry for non-retryable errors, after ``max_retries``, once the router
         skips the endpoint (breaker open, rate-limited), when the server asks for a
         longer wait than ``retry_after_max_s`` (the next endpoint is better than
-        stalling), or after a timeout while another candidate is ``last``-less: a
-        hung server rarely recovers within one call, and the wait already cost a
-        whole ``timeout_s``, so the next endpoint gets the rest of the call's time."""
+        stalling), or after a timeout while another candidate remains (``last`` is
+        false): a hung server rarely recovers within one call and the wait already
+        cost a whole ``timeout_s``, so the next endpoint gets the rest of the call's time."""
         exhausted = retry_number > self.routing.max_retries
         timed_out = isinstance(error, EndpointTimeout) and not last
         return (

@@ -169,13 +169,17 @@ MEDIA_PART_TOKENS = 16_384
 
 
 def prompt_token_ceiling(
-    messages: Iterable[Mapping[str, Any]], tools: Iterable[Mapping[str, Any]] | None = None
+    messages: Iterable[Mapping[str, Any]],
+    tools: Iterable[Mapping[str, Any]] | None = None,
+    *,
+    tools_bytes: int | None = None,
 ) -> int:
     """The most tokens any tokenizer can make of this prompt, without tokenizing it.
 
     A byte-level BPE (and SentencePiece with byte fallback) makes at most one token
     per UTF-8 byte; the template adds its framing. A server reporting more prompt
-    tokens than this is not counting what it was sent.
+    tokens than this is not counting what it was sent. ``tools_bytes``: the size of
+    the tool schemas' JSON, when the caller has it already.
     """
     total = TEMPLATE_TOKENS
     for message in messages:
@@ -184,7 +188,9 @@ def prompt_token_ceiling(
         if isinstance(content, list | tuple):
             media = sum(1 for part in content if not _is_text_part(part))
             total += MEDIA_PART_TOKENS * media
-    if tools:
+    if tools_bytes is not None:
+        total += tools_bytes
+    elif tools:
         total += len(json.dumps(list(tools), sort_keys=True).encode())
     return total
 

@@ -31,11 +31,10 @@ from spendgraph.cli.options import (
     ThreadFilterOption,
     UntilOption,
     UserOption,
-    choose_ledger,
     handled_errors,
     ledger_filter,
+    ledger_for_command,
 )
-from spendgraph.providers.config import load_storage_config
 
 # The body's first three parameters: what the wrapper hands it.
 _GIVEN = ("out", "ledger", "filters")
@@ -98,7 +97,4 @@ def audited_ledger(ledger: str | None, config: Path | None) -> LedgerChoice:
     Only the config's ``[ledger]`` and ``[threads]`` tables are read: an audit
     needs no endpoint's API key.
     """
-    storage = load_storage_config(config)
-    if storage is None:
-        return choose_ledger(ledger)
-    return choose_ledger(ledger, storage.ledger.url, storage.source)
+    return ledger_for_command(ledger, config)

@@ -81,6 +81,7 @@ def target_json(target: RepriceTarget) -> dict[str, Any]:
         "kind": target.kind,
         "hardware": target.hardware or None,
         "precision": target.precision or None,
+        "priced_by": target.priced_by or ("simulator" if target.kind == "profile" else None),
         "price_per_million": fmt.price_json(target.price),
     }
 
@@ -103,5 +104,10 @@ def tally_json(tally: Tally, *, with_id: bool = True) -> dict[str, Any]:
             "actual_usd": fmt.decimal_json(tally.comparable_actual.cost),
             "repriced_usd": fmt.decimal_json(tally.comparable_repriced.cost),
             "ratio": fmt.decimal_json(tally.comparable_ratio),
+        },
+        # Recorded at a known $0 (an endpoint at $0/hour): in the totals, in no ratio.
+        "free_calls": {
+            "calls": tally.free.calls,
+            "repriced_usd": fmt.decimal_json(tally.free_repriced.known_cost),
         },
     }

@@ -29,6 +29,10 @@ class Tally:
     ``actual`` is the calls as recorded; ``repriced`` the same calls' tokens at
     the target's price. ``comparable_actual`` / ``comparable_repriced`` cover
     only the calls whose costs are known on both sides: the like-for-like part.
+    ``free`` / ``free_repriced`` are the calls recorded at a known $0 that cost
+    something at the target (an endpoint at $0/hour, like the embedded CPU
+    model): they are in the totals, but no ratio counts them, since nothing
+    divided by $0 says how much dearer the target is.
     """
 
     query_id: str | None
@@ -37,6 +41,8 @@ class Tally:
     repriced: Spend = field(default_factory=Spend)
     comparable_actual: Spend = field(default_factory=Spend)
     comparable_repriced: Spend = field(default_factory=Spend)
+    free: Spend = field(default_factory=Spend)
+    free_repriced: Spend = field(default_factory=Spend)
 
     def add(self, call: CallRecord, repriced_cost: Decimal | None) -> None:
         if self.first_call_at is None:
@@ -44,7 +50,12 @@ class Tally:
         actual, repriced = Spend.of_call(call), Spend.of_usage(call.usage, repriced_cost)
         self.actual += actual
         self.repriced += repriced
-        if actual.cost is not None and repriced.cost is not None:
+        if actual.cost is None or repriced.cost is None:
+            return
+        if actual.cost == 0 and repriced.cost > 0:
+            self.free += actual
+            self.free_repriced += repriced
+        else:
             self.comparable_actual += actual
             self.comparable_repriced += repriced
 
@@ -57,7 +68,11 @@ class Tally:
 
     @property
     def ratio(self) -> Decimal | None:
-        return ratio(self.repriced.cost, self.actual.cost)
+        """Re-priced / actual of all the calls, free ones left out; None if any is unknown."""
+        repriced = self.repriced.cost
+        if repriced is not None:
+            repriced -= self.free_repriced.known_cost
+        return ratio(repriced, self.actual.cost)
 
     @property
     def comparable_ratio(self) -> Decimal | None:

@@ -76,10 +76,18 @@ def _notes(target: RepriceTarget, total: Tally, hidden: int) -> list[str]:
     actual, repriced = total.actual, total.repriced
     both = total.comparable_actual.calls
     notes = []
+    free = total.free.calls
     if total.ratio is not None:
+        over = f" over the {actual.calls - free} that cost something" if free else ""
         notes.append(
             f"All {actual.calls} call(s): {fmt.usd(actual.cost)} actual, "
-            f"{fmt.usd(repriced.cost)} on {name} ({_change(total.ratio)})."
+            f"{fmt.usd(repriced.cost)} on {name} ({_change(total.ratio)}{over})."
+        )
+    if free:
+        notes.append(
+            f"{free} call(s) ran at a known $0 (an endpoint at $0/hour, like the embedded CPU "
+            f"model): {fmt.usd(total.free_repriced.known_cost)} on {name}, counted in the "
+            "totals but in no ratio."
         )
     if actual.unpriced:
         notes.append(
@@ -92,7 +100,7 @@ def _notes(target: RepriceTarget, total: Tally, hidden: int) -> list[str]:
             f"{repriced.unpriced} call(s) use a token bucket {name} has no rate for: "
             "their re-priced cost is unknown."
         )
-    if both < actual.calls and total.comparable_ratio is not None:
+    if both + free < actual.calls and total.comparable_ratio is not None:
         notes.append(
             f"Calls priced on both sides ({both} of {actual.calls}): "
             f"{fmt.usd(total.comparable_actual.cost)} actual, "

@@ -3,7 +3,8 @@
 Names are looked up in this order: an endpoint of the config, a pool of the
 config (all its endpoints must share one price), a hardware profile of the
 fleet simulator (``H100-FP8``, ``B200-NVFP4``... any case; their prices are
-for the simulator's large reference model).
+for the simulator's large reference model, unless the config prices endpoints of
+the same hardware and precision: then the config's price is used).
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ class RepriceTarget:
     price: Price
     hardware: str = ""
     precision: str = ""
+    priced_by: str = ""  # a profile's price source: the config's pool, or the simulator
 
     def describe(self) -> str:
         """``pool hopper-h100-fp8 (H100 fp8)``; profiles say whose prices they are."""
         where = " ".join(part for part in (self.hardware, self.precision) if part)
         if self.kind == "profile":
-            where += ", simulator price"
+            where += f", {self.priced_by or 'simulator price'}"
         return f"{self.kind} {self.name}" + (f" ({where})" if where else "")
 
 
@@ -48,8 +50,44 @@ def resolve_target(name: str, config: SpendgraphConfig | None) -> RepriceTarget:
         return _pool_target(name, members)
     profile = _profile(name)
     if profile is not None:
-        return _profile_target(profile)
+        return _config_profile_target(profile, endpoints) or _profile_target(profile)
     raise CommandError(_unknown_message(name, config))
+
+
+# Profiles describe a replica serving the simulator's large reference model.
+_REFERENCE_TIER = "large"
+
+
+def _config_profile_target(
+    profile: HardwareProfile, endpoints: list[EndpointConfig]
+) -> RepriceTarget | None:
+    """The config's own price for the profile's hardware and precision, when it has one.
+
+    A config with endpoints of that hardware (``B200`` ``nvfp4``) prices them
+    itself; its price wins over the simulator's. Several prices for the same
+    hardware (one per model) narrow to the endpoints serving the large tier.
+    """
+    same = [
+        endpoint
+        for endpoint in endpoints
+        if endpoint.hardware.lower() == profile.hardware.lower()
+        and endpoint.precision.lower() == profile.precision.lower()
+        and not _unpriced(endpoint.resolved_price())
+    ]
+    if len({_rates(e.resolved_price()) for e in same}) > 1:
+        same = [endpoint for endpoint in same if _REFERENCE_TIER in endpoint.names()]
+    prices = {_rates(e.resolved_price()) for e in same}
+    if len(prices) != 1:
+        return None
+    pools = sorted({endpoint.pool or endpoint.name for endpoint in same})
+    return RepriceTarget(
+        profile.name,
+        "profile",
+        same[0].resolved_price(),
+        profile.hardware,
+        profile.precision,
+        priced_by=f"config price of {'pool' if len(pools) == 1 else 'pools'} {', '.join(pools)}",
+    )
 
 
 def _endpoint_target(endpoint: EndpointConfig) -> RepriceTarget:

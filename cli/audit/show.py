@@ -18,6 +18,7 @@ from spendgraph.cli.audit.ledger import audit_ledger, find_query
 from spendgraph.cli.audit.queries import summary_json
 from spendgraph.cli.console import Output
 from spendgraph.cli.options import JsonOption, LedgerOption, handled_errors
+from spendgraph.cli.spend_view import money
 from spendgraph.providers.ledger import CallRecord, CallStatus, Ledger, QuerySummary
 from spendgraph.providers.spend import Spend
 from spendgraph.providers.usage import USAGE_REJECTED, UsageSource
@@ -104,19 +105,33 @@ def query_tree(summary: QuerySummary, calls: list[CallRecord]) -> Tree:
 
 
 def _add_agent(parent: Tree, agent: _Agent) -> None:
-    spend = Spend.of_calls(agent.every_call())
-    branch = parent.add(
-        Text.assemble((agent.name, "bold"), f"  {spend.calls} call(s), {fmt.cost_cell(spend)}")
-    )
+    branch = parent.add(agent_label(agent))
     for call in agent.calls:
         branch.add(call_text(call))
     for child in agent.children.values():
         _add_agent(branch, child)
 
 
+def _count(calls: int) -> str:
+    return f"{calls} call" if calls == 1 else f"{calls} calls"
+
+
+def agent_label(agent: _Agent) -> Text:
+    """The agent's own calls and cost -- as ``audit summary --by agent`` counts them --
+    then, when it has sub-agents, the totals with them."""
+    own = Spend.of_calls(agent.calls)
+    label = Text.assemble((agent.name, "bold"), f"  {_count(own.calls)}, {fmt.cost_cell(own)}")
+    if agent.children:
+        whole = Spend.of_calls(agent.every_call())
+        label.append(
+            f" · with sub-agents {_count(whole.calls)}, {fmt.cost_cell(whole)}", style="dim"
+        )
+    return label
+
+
 def call_text(call: CallRecord) -> Text:
     """Three lines: where the call went; how it ended, cost and timing; its tokens."""
-    endpoint, usage = call.endpoint, call.usage
+    endpoint = call.endpoint
     where = " ".join(part for part in (endpoint.hardware, endpoint.precision) if part)
     text = Text.assemble(
         (endpoint.name, "cyan"),
@@ -130,10 +145,8 @@ def call_text(call: CallRecord) -> Text:
         " · cost ",
         (fmt.usd(call.cost_usd), "bold" if call.cost_usd is not None else "yellow"),
         f" · TTFT {fmt.millis(call.ttft_ms)} · latency {fmt.millis(call.latency_ms)}",
-        f"\ntokens {fmt.tokens(usage.input_uncached)} uncached / "
-        f"{fmt.tokens(usage.input_cached)} cached / {fmt.tokens(usage.output)} output",
-        f" ({fmt.tokens(usage.reasoning)} reasoning)" if usage.reasoning else "",
-        f" · usage {usage.source}",
+        "\n",
+        _tokens_line(call),
     )
     if call.overrun_usd is not None or call.overrun_tokens is not None:
         text.append(f"\n{overrun_text(call)}", style="bold red")
@@ -141,6 +154,21 @@ def call_text(call: CallRecord) -> Text:
     if note:
         text.append(f"\n{note}", style="bold yellow")
     return text
+
+
+def _tokens_line(call: CallRecord) -> str:
+    """The call's tokens and where they come from; a refused call was never sent."""
+    usage = call.usage
+    if call.status is CallStatus.BUDGET_DENIED:
+        return "never sent, no tokens"
+    line = (
+        f"tokens {fmt.tokens(usage.input_uncached)} uncached / "
+        f"{fmt.tokens(usage.input_cached)} cached / {fmt.tokens(usage.output)} output"
+        + (f" ({fmt.tokens(usage.reasoning)} reasoning)" if usage.reasoning else "")
+    )
+    if call.status is CallStatus.ERROR and usage.total_tokens == 0:
+        return f"{line} · no answer, no usage"
+    return f"{line} · usage {usage.source}"
 
 
 def usage_note(call: CallRecord) -> str | None:
@@ -173,6 +201,8 @@ def _call_json(call: CallRecord) -> dict:
 
 
 def _status(call: CallRecord) -> str:
+    if call.status is CallStatus.BUDGET_DENIED:
+        return "refused by the budget"
     detail = [part for part in (call.error_kind,) if part]
     if call.http_status is not None and call.status is not CallStatus.OK:
         detail.append(f"HTTP {call.http_status}")
@@ -191,7 +221,7 @@ def totals_table(summary: QuerySummary) -> Table:
         f"{fmt.tokens(spend.total_tokens)} = {fmt.buckets(spend)} uncached/cached/output"
         f" ({fmt.tokens(spend.reasoning)} reasoning, in output)",
     )
-    table.add_row("cost", fmt.label(spend.describe()))
+    table.add_row("cost", fmt.label(money(spend)))
     table.add_row("first token", fmt.millis(summary.first_token_ms))
     table.add_row("latency", fmt.millis(summary.wall_ms))
     return table

@@ -62,7 +62,7 @@ def run(out: Output, ledger: Ledger, filters: LedgerFilter, by: GroupBy) -> None
         return
     if groups:
         out.print(summary_table(out.console, by, groups, overall))
-        out.print(_footnote(overall), highlight=False)
+        out.print(_footnote(overall, groups), highlight=False)
 
 
 def _overall(
@@ -143,7 +143,6 @@ def _summary_row(
     by: GroupBy, group: GroupTotal, overall: GroupTotal, top: Decimal
 ) -> tuple[RenderableType, ...]:
     part = share(group, overall)
-    known_per_query = per_query(group)
     spend = group.spend
     return (
         _key_label(by, group.key),
@@ -155,14 +154,28 @@ def _summary_row(
         fmt.NONE_SHOWN if part is None else f"{part:.1%}",
         # Scaled to the largest group, so the biggest spender fills the bar.
         Bar(float(top) or 1.0, 0, float(spend.known_cost), width=_BAR_WIDTH),
-        fmt.NONE_SHOWN
-        if known_per_query is None
-        else fmt.bounded(known_per_query, spend, max_places=_PER_QUERY_PLACES),
+        _per_query_cell(group),
     )
 
 
-def _footnote(overall: GroupTotal) -> str:
+def _per_query_cell(group: GroupTotal) -> str:
+    known = per_query(group)
+    if known is None:
+        return fmt.NONE_SHOWN
+    return fmt.bounded(known, group.spend, max_places=_PER_QUERY_PLACES)
+
+
+def _footnote(overall: GroupTotal, groups: list[GroupTotal]) -> str:
     text = "share = part of the priced spend; per query = cost / queries with calls in the group"
+    cells = [fmt.cost_cell(overall.spend)]
+    cells += [
+        cell for group in groups for cell in (fmt.cost_cell(group.spend), _per_query_cell(group))
+    ]
+    if any("~" in cell for cell in cells):
+        text += f"\n{ROUNDED_NOTE}"
     if overall.spend.unpriced:
         text += "\n" + fmt.LOWER_BOUND_NOTE
     return text
+
+
+ROUNDED_NOTE = "'~' marks an amount rounded for display (--json has it exact)"

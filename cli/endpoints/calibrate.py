@@ -9,6 +9,7 @@ a paid endpoint spends money, and that spend is audited like any other.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Annotated, Any
@@ -19,12 +20,12 @@ from rich.table import Table
 
 from spendgraph.cli import formats as fmt
 from spendgraph.cli.console import Output
+from spendgraph.cli.endpoints.source import EndpointsSimOption, endpoints_config
 from spendgraph.cli.options import (
     ConfigOption,
     JsonOption,
     LedgerOption,
     handled_errors,
-    require_config,
 )
 from spendgraph.cli.tables import Col, fitted_table
 from spendgraph.providers.calibrate import (
@@ -58,6 +59,7 @@ def command(
         list[str] | None, typer.Argument(help="Endpoints to measure (default: all).")
     ] = None,
     config: ConfigOption = None,
+    sim: EndpointsSimOption = False,
     ledger: LedgerOption = None,
     requests: Annotated[int, typer.Option("--requests", min=1, help="Requests per phase.")] = 16,
     concurrency: Annotated[
@@ -87,10 +89,12 @@ def command(
     """
     out = Output(json_mode=as_json)
     plan = CalibrationPlan(requests, concurrency, prompt_tokens, output_tokens)
-    with handled_errors(out):
-        loaded = require_config(config)
+    with handled_errors(out), endpoints_config(config, sim) as loaded:
         chosen = selected(loaded, names or [])
-        measured = asyncio.run(_calibrate(loaded, ledger, chosen, plan, gpu_hour_usd))
+        with _Progress(out, plan) as progress:
+            measured = asyncio.run(
+                _calibrate(loaded, ledger, chosen, plan, gpu_hour_usd, progress.endpoint)
+            )
     if out.json_mode:
         out.emit_json(
             {
@@ -119,12 +123,35 @@ async def _calibrate(
     endpoints: list[EndpointConfig],
     plan: CalibrationPlan,
     gpu_hour_usd: Decimal | None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[Measured]:
     layer = ProviderLayer(config, Ledger.open(ledger_url or config.ledger.url))
     try:
-        return await measure_all(layer, endpoints, plan, gpu_hour_usd)
+        return await measure_all(layer, endpoints, plan, gpu_hour_usd, progress)
     finally:
         await layer.aclose()
+
+
+class _Progress:
+    """A status line on stderr: which endpoint is being measured (seconds each)."""
+
+    def __init__(self, out: Output, plan: CalibrationPlan):
+        self._plan = plan
+        self._status = out.errors.status("starting", spinner="dots")
+
+    def __enter__(self) -> _Progress:
+        self._status.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._status.__exit__(*exc_info)
+
+    def endpoint(self, name: str, index: int, count: int) -> None:
+        requests = self._plan.requests
+        self._status.update(
+            f"endpoint {index}/{count}: {name}, {requests} prefill then {requests} decode "
+            f"requests, {self._plan.concurrency} at a time"
+        )
 
 
 def gpu_rate(endpoint: EndpointConfig, override: Decimal | None) -> Decimal | None:
@@ -139,10 +166,14 @@ async def measure_all(
     endpoints: list[EndpointConfig],
     plan: CalibrationPlan,
     gpu_hour_usd: Decimal | None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> list[Measured]:
-    """Calibrate ``endpoints`` one at a time."""
+    """Calibrate ``endpoints`` one at a time; ``progress(name, index, count)`` is told
+    before each starts."""
     measured = []
-    for endpoint in endpoints:
+    for index, endpoint in enumerate(endpoints, start=1):
+        if progress is not None:
+            progress(endpoint.name, index, len(endpoints))
         calibration = await calibrate(layer, endpoint.name, plan)
         measured.append(Measured(endpoint, calibration, gpu_rate(endpoint, gpu_hour_usd)))
     return measured

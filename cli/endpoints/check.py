@@ -28,7 +28,8 @@ from rich.table import Table
 
 from spendgraph.cli import formats as fmt
 from spendgraph.cli.console import Output
-from spendgraph.cli.options import ConfigOption, JsonOption, handled_errors, require_config
+from spendgraph.cli.endpoints.source import EndpointsSimOption, endpoints_config
+from spendgraph.cli.options import ConfigOption, JsonOption, handled_errors
 from spendgraph.cli.tables import Col, fitted_table
 from spendgraph.providers.config import EndpointConfig, SpendgraphConfig
 from spendgraph.providers.endpoint import Endpoint, map_sdk_error
@@ -45,6 +46,7 @@ _PROBE_MESSAGES = [{"role": "user", "content": "Reply with the single word OK."}
 
 def command(
     config: ConfigOption = None,
+    sim: EndpointsSimOption = False,
     timeout: Annotated[
         float, typer.Option("--timeout", min=0.1, help="Seconds to wait for each request.")
     ] = 10.0,
@@ -56,8 +58,7 @@ def command(
     token. Exit code 1 if any endpoint fails. Not recorded in the ledger.
     """
     out = Output(json_mode=as_json)
-    with handled_errors(out):
-        loaded = require_config(config)
+    with handled_errors(out), endpoints_config(config, sim) as loaded:
         results = asyncio.run(check_all(loaded.endpoints, timeout_s=timeout))
     if out.json_mode:
         out.emit_json(
@@ -200,7 +201,23 @@ def _has_token(chunk: Any) -> bool:
 def _failed(result: CheckResult, error: EndpointError) -> CheckResult:
     # The result already names the endpoint; drop the error's own "endpoint 'x': ".
     message = str(error).removeprefix(f"endpoint {result.name!r}: ")
+    if not result.reachable and error.kind == "connection":
+        message = _unreachable(result.base_url)
     return replace(result, error_kind=error.kind, error=message)
+
+
+# The fleet simulator's address in the example config (``spendgraph serve sim``).
+_SIM_ADDRESS = "127.0.0.1:8900"
+
+
+def _unreachable(base_url: str) -> str:
+    """Nothing answered at ``base_url``: say where, and what usually starts it."""
+    if _SIM_ADDRESS in base_url:
+        return (
+            f"nothing answers at {base_url}; start the simulator (`spendgraph serve sim`) "
+            "or check with --sim"
+        )
+    return f"nothing answers at {base_url}; is the server running, and is base_url right?"
 
 
 def result_json(result: CheckResult, config: EndpointConfig) -> dict[str, Any]:

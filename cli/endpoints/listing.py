@@ -9,16 +9,19 @@ from rich.table import Table
 
 from spendgraph.cli import formats as fmt
 from spendgraph.cli.console import Output
-from spendgraph.cli.options import ConfigOption, JsonOption, handled_errors, require_config
+from spendgraph.cli.endpoints.source import EndpointsSimOption, endpoints_config
+from spendgraph.cli.options import ConfigOption, JsonOption, handled_errors
 from spendgraph.cli.tables import Col, fitted_table
 from spendgraph.providers.config import EndpointConfig, SpendgraphConfig
 
 
-def command(config: ConfigOption = None, as_json: JsonOption = False) -> None:
+def command(
+    config: ConfigOption = None, sim: EndpointsSimOption = False, as_json: JsonOption = False
+) -> None:
     """Configured endpoints: pool, hardware, precision, engine, model, tiers, prices."""
     out = Output(json_mode=as_json)
-    with handled_errors(out):
-        loaded = require_config(config)
+    with handled_errors(out), endpoints_config(config, sim, start_simulator=False) as found:
+        loaded = found
     if out.json_mode:
         out.emit_json(
             {"config": loaded.source, "endpoints": [endpoint_json(e) for e in loaded.endpoints]}

@@ -35,6 +35,7 @@ from spendgraph.providers.config.errors import (
     toml_key,
 )
 from spendgraph.providers.errors import ConfigError
+from spendgraph.providers.telemetry.config import TelemetryConfig
 
 Policy = Literal["cheapest", "fastest", "cheapest_within_slo"]
 
@@ -218,6 +219,7 @@ class SpendgraphConfig(ConfigModel):
     ledger: LedgerConfig = LedgerConfig()
     threads: ThreadsConfig = ThreadsConfig()
     budgets: list[BudgetConfig] = Field(default_factory=list)
+    telemetry: TelemetryConfig = TelemetryConfig()
     source: str = "<memory>"
 
     _serving: dict[str, tuple[EndpointConfig, ...]] = PrivateAttr(default_factory=dict)

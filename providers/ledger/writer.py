@@ -60,6 +60,8 @@ from queue import Empty, SimpleQueue
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Insert, bindparam, insert, null, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from spendgraph.providers.errors import LedgerError
@@ -442,7 +444,7 @@ def _apply(
     if opens:
         conn.execute(open_query, [job.params for job in opens])
     if calls:
-        conn.execute(insert(CALL), [job.params for job in calls])
+        conn.execute(insert_call_once(conn.dialect.name), [job.params for job in calls])
     outcomes: list[tuple[_Job, LedgerError | None]] = [(job, None) for job in opens + calls]
     for job in closes:
         assert job.params is not None
@@ -450,6 +452,17 @@ def _apply(
         missing = LedgerError(f"cannot close query {job.params['b_id']!r}: no such query")
         outcomes.append((job, None if found else missing))
     return outcomes
+
+
+def insert_call_once(dialect: str) -> Insert:
+    """The call-row INSERT, skipping a row whose id is already written: an attempt's row
+    is idempotent by its id (a re-delivered durable activity writes it once). SQLite's
+    fast path keeps its plain INSERT (durable mode runs on PostgreSQL)."""
+    if dialect == "postgresql":
+        return postgresql_insert(CALL).on_conflict_do_nothing(index_elements=["id"])
+    if dialect == "sqlite":
+        return sqlite_insert(CALL).on_conflict_do_nothing(index_elements=["id"])
+    return insert(CALL)
 
 
 def _row_specific(exc: SQLAlchemyError) -> bool:

@@ -11,6 +11,7 @@ import time
 import pytest
 from typer.testing import CliRunner
 
+from spendgraph.cli.formats import usd
 from spendgraph.cli.main import app
 from spendgraph.providers.config import example_config_path
 from spendgraph.providers.ledger import CallStatus, Ledger, QueryStatus
@@ -53,16 +54,18 @@ def test_piped_chat_one_query_per_line(cli, tmp_path):
         assert first.query.thread_id == second.query.thread_id  # one conversation
         # The second turn's prompt carries the first turn's history.
         assert second.spend.input_tokens > first.spend.input_tokens
-        assert f"{first.spend.cost:.6f}" in turns[0]["cost"]
+        assert turns[0]["cost"] == usd(first.spend.cost)  # as every table shows amounts
     assert "session: 2 queries, 2 calls" in out  # the /spend summary
 
 
 def test_budget_and_new_thread_commands(cli, tmp_path):
     ledger = tmp_path / "chat.db"
     stdin = "hello\n/budget 0.0000001\nthis one is over budget\n/budget off\n/new\nagain\n"
-    code, out, _ = chat(stdin, "--sim", "--sim-time-scale", "0", ledger=ledger)
+    code, out, err = chat(stdin, "--sim", "--sim-time-scale", "0", ledger=ledger)
     assert code == 0
     first, starved, fresh = spend_lines(out)
+    # Why the starved turn has no answer, on stderr (stdout stays answer + [spend] lines).
+    assert "(no answer: the budget refused the call: call needs up to $" in " ".join(err.split())
     assert starved["status"] == QueryStatus.BUDGET_EXHAUSTED.value
     # The budget refused the one call: a refusal, not a failure.
     assert (starved["calls"], starved["failed"], starved["refused"]) == ("1", "0", "1")

@@ -33,6 +33,19 @@ def test_run_table_shows_answer_and_spend_panel(cli, tmp_path):
     assert result.exit_code == 0, result.output
     assert "assistant" in result.stdout and "b200-nvfp4" in result.stdout
     assert "$0.0000" in result.stdout
+    # The same labels as the chat's panel: status · reason, the exclusive token buckets.
+    assert " · ok · done " in result.stdout
+    assert "tokens uncached / cached / out" in result.stdout
+
+
+def test_run_with_a_too_small_budget_says_what_the_call_needed(cli, tmp_path):
+    ledger = str(tmp_path / "b.db")
+    result = cli("run", "chat", "Hello", "--sim", "--ledger", ledger, "--budget-usd", "0.0000001")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())
+    assert "(no answer: the budget refused the call: call needs up to $" in out
+    assert "of the $0.0000001 budget is left" in out
+    assert "budget_exhausted · budget" in out and "1 (1 refused)" in out
 
 
 def test_unknown_app_lists_the_choices(cli, tmp_path):

@@ -44,3 +44,26 @@ async def test_measure_runs_every_sample_on_every_pool(example, ledger):
     queries = ledger.list_queries(limit=100)
     assert len(queries) == 8  # 2 samples x 4 pools, each one ledger query
     assert sum(q.spend for q in queries) == sum(r.spend for r in rows)
+
+
+def test_narrowing_keeps_the_apps_other_tiers_served(example):
+    # dungeon asks for large, default and small; voice_support for fast and large. Narrowing
+    # large/default to one pool must leave small/fast on the sim-small endpoints.
+    for tiers in (("large", "default", "small"), ("fast", "large")):
+        for pool in pools(example, tiers):
+            narrowed = only_pool(example, pool, tiers)
+            for tier in (*tiers, "fast"):
+                assert narrowed.endpoints_for(tier), (pool, tier)
+    narrowed = only_pool(example, "blackwell-fp8", ("large", "default", "small"))
+    assert {e.pool for e in narrowed.endpoints_for("large")} == {"blackwell-fp8"}
+    assert {e.pool for e in narrowed.endpoints_for("small")} == {"blackwell-nvfp4-small"}
+    narrowed = only_pool(example, "blackwell-nvfp4-small", ("large", "default", "small"))
+    assert {e.pool for e in narrowed.endpoints_for("small")} == {"blackwell-nvfp4-small"}
+    assert len(narrowed.endpoints_for("large")) == 10  # every sim-large replica stays
+
+
+async def test_measure_reports_each_pool_before_it_runs(example, ledger):
+    told: list[tuple[str, int, int]] = []
+    rows = await measure(APP, example, APP.samples[:1], ledger, progress=lambda *a: told.append(a))
+    assert told == [(pool, i, len(POOLS)) for i, pool in enumerate(POOLS, start=1)]
+    assert [r.pool for r in rows] == POOLS

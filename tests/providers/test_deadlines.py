@@ -16,7 +16,7 @@ from hostile_server import ANSWER, hostile_server
 
 from spendgraph.providers import ChatRequest, NoEndpointAvailable, StreamCut
 from spendgraph.providers.config import RoutingConfig, parse_config
-from spendgraph.providers.errors import EndpointError, EndpointTimeout, StreamTimeout
+from spendgraph.providers.errors import ConfigError, EndpointError, EndpointTimeout, StreamTimeout
 from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.ledger.records import CallStatus
 from spendgraph.providers.responses import Watchdog
@@ -227,3 +227,12 @@ def test_the_defaults_bound_a_hung_endpoint_for_a_chat_user():
     (endpoint,) = config.endpoints
     assert endpoint.timeout_s == 20.0 and endpoint.stream_cap_s() == 300.0
     assert RoutingConfig().call_timeout_s == config.routing.call_timeout_s == 45.0
+
+
+def test_a_stream_cap_below_the_first_token_limit_is_refused_by_name():
+    text = entry("a", "http://127.0.0.1:9/v1", extra="timeout_s = 5\nstream_timeout_s = 1")
+    with pytest.raises(ConfigError) as raised:
+        parse_config(text, source="mine.toml", env={})
+    assert "mine.toml" in str(raised.value) and "stream_timeout_s (1) must be >=" in str(
+        raised.value
+    )

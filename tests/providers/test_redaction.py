@@ -98,17 +98,19 @@ def leaks(key: str, *texts: str) -> list[str]:
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 @pytest.mark.parametrize(
-    ("mode", "key"),
+    ("mode", "key", "kinds"),
     [
-        ("echo_401", OPENAI_KEY),
-        ("echo_500", PLAIN_KEY),
-        ("echo_html_500", PLAIN_KEY),
-        ("echo_bare_401", PLAIN_KEY),
-        ("echo_masked_401", PLAIN_KEY),
+        ("echo_401", OPENAI_KEY, ("auth", "auth")),
+        ("echo_500", PLAIN_KEY, ("server_error", "server_error")),
+        ("echo_html_500", PLAIN_KEY, ("server_error", "server_error")),
+        ("echo_bare_401", PLAIN_KEY, ("auth", "auth")),
+        ("echo_masked_401", PLAIN_KEY, ("auth", "auth")),
+        # a 200 with an error object (plain), an error event in a 200 stream
+        ("error_event", OPENAI_KEY, ("bad_response", "server_error")),
     ],
 )
 async def test_an_echoed_key_reaches_no_error_row_or_log(
-    hostile, ledger, caplog, mode, key, stream
+    hostile, ledger, caplog, mode, key, kinds, stream
 ):
     caplog.set_level(logging.DEBUG)
     error, query_id = await run_query(hostile, mode, key, ledger, stream)
@@ -126,7 +128,7 @@ async def test_an_echoed_key_reaches_no_error_row_or_log(
         *logged,
     )
     assert summary.query.error and REDACTED in summary.query.error  # scrubbed, not dropped
-    assert row.http_status in (401, 500)
+    assert row.error_kind == kinds[stream]
 
 
 async def test_an_auth_failure_still_says_what_went_wrong(hostile, ledger):

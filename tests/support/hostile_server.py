@@ -16,7 +16,8 @@ valid answer, ``trickle_s`` per byte), ``endless`` (a token every 0.1 s, forever
 nothing), ``echo_401``/``echo_500`` (an error whose message quotes the request's
 Authorization header), ``echo_html_500`` (a proxy page quoting the headers),
 ``echo_bare_401``/``echo_masked_401`` (the key alone, or as ``sk-abc1****wxyz``),
-``status_408``/``status_409``.
+``status_408``/``status_409``, ``error_event`` (a 200 whose answer -- or a stream's one
+event -- is an ``{"error": ...}`` quoting the Authorization header).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ MODES = (
     "echo_masked_401",
     "status_408",
     "status_409",
+    "error_event",
 )
 PROXY_PAGE = (
     "<html><head><title>502 Bad Gateway</title></head>"
@@ -149,6 +151,9 @@ def _answer(mode: str, stream: bool, body: dict, auth: str, trickle_s: float) ->
     if mode == "echo_html_500":
         page = f"<html><body><h1>500</h1><pre>authorization: {auth}</pre></body></html>"
         return Response(page, status_code=500, media_type="text/html")
+    if mode == "error_event":  # a 200 whose answer is an error quoting the headers
+        error = {"error": {"message": f"engine overloaded (request had {auth})"}}
+        return _sse(_frames([_data(error)])) if stream else JSONResponse(error)
     if mode in ("status_408", "status_409"):
         status = int(mode[-3:])
         return JSONResponse({"error": {"message": f"status {status}"}}, status_code=status)

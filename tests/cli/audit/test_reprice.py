@@ -217,3 +217,69 @@ def test_pool_with_different_prices_and_unpriced_endpoint(cli, known_ledger, tmp
 def test_missing_ledger(cli, tmp_path):
     result = cli("audit", "reprice", "--on", "H100-FP8", "--ledger", str(tmp_path / "x.db"))
     assert result.exit_code == 1 and "no ledger at" in result.stderr
+
+
+def test_a_profile_takes_the_configs_price_for_its_hardware(cli, known_ledger):
+    # The example config prices B200 NVFP4 (sim-large) at $0.04 / $0.01 / $0.08, not the
+    # simulator's $0.05 / $0.01 / $0.05: the same figures as `--on blackwell-nvfp4`.
+    by_profile = _reprice(cli, known_ledger, "--on", "B200-NVFP4", "--config", EXAMPLE)
+    by_pool = _reprice(cli, known_ledger, "--on", "blackwell-nvfp4", "--config", EXAMPLE)
+    target = by_profile["target"]
+    assert (target["kind"], target["priced_by"]) == (
+        "profile",
+        "config price of pool blackwell-nvfp4",
+    )
+    assert target["price_per_million"] == by_pool["target"]["price_per_million"]
+    assert by_profile["total"]["repriced"] == by_pool["total"]["repriced"]
+    without = _reprice(cli, known_ledger, "--on", "B200-NVFP4")
+    assert without["target"]["priced_by"] == "simulator"
+    assert without["target"]["price_per_million"]["output"] == "0.05"
+
+
+def test_free_calls_are_left_out_of_the_ratio(cli, tmp_path):
+    # One call on B200 NVFP4 at $0.04 / $0.01 / $0.08 and one on a $0/hour CPU: on the
+    # H100 pool ($0.16 / $0.04 / $0.32, four times the B200 rates) the priced call costs
+    # exactly 4x; the free one adds its H100 cost to the total but to no ratio.
+    from datetime import UTC, datetime
+
+    from spendgraph.providers.ledger import (
+        CallRecord,
+        CallStatus,
+        EndpointInfo,
+        Ledger,
+        QueryRecord,
+        QueryStatus,
+    )
+    from spendgraph.providers.usage import Usage
+
+    at = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    b200 = EndpointInfo("b200-nvfp4-0", "sim-large", "B200", "nvfp4", "sim")
+    cpu = EndpointInfo("embedded", "smollm2", "cpu", "q4", "llamacpp")
+    query = "f0f0f0f0" + "0" * 24
+    path = str(tmp_path / "free.db")
+    with Ledger.open(path) as ledger:
+        ledger.submit_open_query(QueryRecord(app="mixed", id=query, started_at=at))
+        # 1,000 x 0.04 + 100 x 0.08 = 48 -> $0.000048; on H100: 160 + 32 = 192 -> $0.000192
+        ledger.submit_call(
+            CallRecord(b200, CallStatus.OK, Usage(1000, 0, 100), Decimal("0.000048"), "v", query)
+        )
+        # free; on H100: 500 x 0.16 + 50 x 0.32 = 96 -> $0.000096
+        ledger.submit_call(
+            CallRecord(cpu, CallStatus.OK, Usage(500, 0, 50), Decimal(0), "v", query)
+        )
+        ledger.submit_close_query(query, QueryStatus.OK, finished_at=at)
+        ledger.flush()
+    args = ("audit", "reprice", "--on", "hopper-h100-fp8", "--config", EXAMPLE, "--ledger", path)
+    payload = json.loads(cli(*args, "--json").stdout)
+    total = payload["total"]
+    assert Decimal(total["repriced"]["cost_usd"]) == Decimal("0.000288")
+    assert total["ratio"] == "4" and total["priced_calls"]["ratio"] == "4"
+    assert total["free_calls"] == {"calls": 1, "repriced_usd": "0.000096"}
+    result = cli(*args)
+    assert result.exit_code == 0, result.output
+    footer = next(line for line in result.stdout.splitlines() if line.strip().startswith("total"))
+    assert "4.00x" in footer
+    flat = " ".join(result.stdout.split())
+    assert "All 2 call(s): $0.000048 actual, $0.000288 on hopper-h100-fp8" in flat
+    assert "ratio 4.00x, 300.0% more expensive over the 1 that cost something" in flat
+    assert "1 call(s) ran at a known $0" in flat and "$0.000096 on hopper-h100-fp8" in flat

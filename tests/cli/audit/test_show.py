@@ -22,9 +22,10 @@ def test_tree_shows_agents_calls_and_totals(cli, known_ledger):
     out = result.stdout
     assert known_ledger.q1 in out
     assert "app research_chat · user ana · thread t1 · ok" in out
-    # supervisor holds its own call and, nested, the researcher's two attempts.
-    assert "supervisor 3 call(s), $0.000530" in _flat(out)
-    assert "researcher 2 call(s), $0.000480" in _flat(out)
+    # supervisor's own call (as `audit summary --by agent` counts it), then with the
+    # researcher's two attempts nested under it.
+    assert "supervisor 1 call, $0.000050 · with sub-agents 3 calls, $0.000530" in _flat(out)
+    assert "researcher 2 calls, $0.000480" in _flat(out)
     assert out.index("supervisor") < out.index("researcher")
     first = _block(out, "b200-nvfp4-0")
     assert "B200 nvfp4 (sim) · sim-large" in first
@@ -32,6 +33,7 @@ def test_tree_shows_agents_calls_and_totals(cli, known_ledger):
     assert "1,000 uncached / 200 cached / 100 output (40 reasoning) · usage reported" in first
     failed = _block(out, "h100-fp8-0")
     assert "error: server_error, HTTP 503 · cost $0" in failed
+    assert "0 uncached / 0 cached / 0 output · no answer, no usage" in failed
     retried = _block(out, "attempt 2")
     assert "H100 fp8 (sim)" in retried and "cost $0.000480" in retried
     assert "2,000 uncached / 0 cached / 500 output" in retried
@@ -48,8 +50,10 @@ def test_unknown_cost_is_shown_as_unknown_never_zero(cli, known_ledger):
     hosted = _block(result.stdout, "hosted-x")
     assert "other (hosted) · some-org/big-moe" in hosted
     assert "cost unknown" in hosted and "$0 " not in hosted
-    assert "narrator 2 call(s), >= $0.000038" in _flat(result.stdout)
-    assert "cost unknown ($0.000038 known, 1 call(s) unpriced)" in _flat(result.stdout)
+    assert "narrator 1 call, unknown · with sub-agents 2 calls, >= $0.000038" in _flat(
+        result.stdout
+    )
+    assert "cost unknown ($0.000038 known, 1 unpriced call)" in _flat(result.stdout)
 
 
 def test_cancelled_call_with_estimated_usage(cli, known_ledger):
@@ -58,6 +62,18 @@ def test_cancelled_call_with_estimated_usage(cli, known_ledger):
     assert "cancelled: cancelled · cost $0.000016" in call
     assert "usage estimated" in call
     assert "· cancelled ·" in result.stdout  # the query's own status
+
+
+def test_a_refused_call_is_shown_as_never_sent(cli, refusals_ledger):
+    result = cli("audit", "show", "5e5e", "--ledger", refusals_ledger)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    critic = _block(out, "critic", lines=4)
+    assert "critic 1 call, $0" in critic
+    assert "refused by the budget · cost $0" in critic
+    assert "never sent, no tokens" in critic
+    assert "usage reported" not in critic and "budget_denied" not in critic
+    assert "calls 4 (1 failed, 2 refused)" in _flat(out)
 
 
 def test_a_unique_prefix_is_enough(cli, known_ledger):
@@ -138,7 +154,7 @@ def test_totals_count_refusals_apart_from_failures(cli, refusals_ledger):
     result = cli("audit", "show", "5e5e", "--ledger", refusals_ledger)
     assert result.exit_code == 0, result.output
     assert "calls 4 (1 failed, 2 refused)" in _flat(result.stdout)
-    assert "budget_denied" in result.stdout
+    assert "refused by the budget" in result.stdout
     payload = json.loads(cli("audit", "show", "5e5e", "--ledger", refusals_ledger, "--json").stdout)
     query = payload["query"]
     assert (query["calls"], query["failed_calls"], query["refused_calls"]) == (4, 1, 2)

@@ -155,3 +155,38 @@ def test_budget_refusals_are_counted_apart_from_failures(cli, refusals_ledger):
     assert counts == {"writer": (3, 1, 1), "critic": (1, 0, 1)}
     total = payload["total"]
     assert (total["calls"], total["failed_calls"], total["refused_calls"]) == (4, 1, 2)
+
+
+def test_a_rounded_amount_is_explained(cli, tmp_path):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from spendgraph.providers.ledger import (
+        CallRecord,
+        CallStatus,
+        EndpointInfo,
+        Ledger,
+        QueryRecord,
+        QueryStatus,
+    )
+    from spendgraph.providers.usage import Usage
+
+    at = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    endpoint = EndpointInfo("b200-nvfp4-0", "sim-large", "B200", "nvfp4", "sim")
+    path = str(tmp_path / "thirds.db")
+    with Ledger.open(path) as ledger:
+        for n in range(3):  # $0.0001 over three queries: $0.0000333... each
+            query = f"{n:08d}" + "0" * 24
+            ledger.submit_open_query(QueryRecord(app="thirds", id=query, started_at=at))
+            cost = Decimal("0.0001") if n == 0 else Decimal(0)
+            ledger.submit_call(
+                CallRecord(endpoint, CallStatus.OK, Usage(10, 0, 1), cost, "example", query)
+            )
+            ledger.submit_close_query(query, QueryStatus.OK, finished_at=at)
+        ledger.flush()
+    result = cli("audit", "summary", "--by", "app", "--ledger", path)
+    assert result.exit_code == 0, result.output
+    assert "~$0.00003333" in _row(result.stdout, "thirds")
+    assert "'~' marks an amount rounded for display (--json has it exact)" in result.stdout
+    known = cli("audit", "summary", "--by", "app", "--ledger", path, "--app", "nothing")
+    assert "'~' marks" not in known.stdout

@@ -76,3 +76,34 @@ def test_an_unknown_endpoint_is_an_error_naming_the_config(cli, sim):
     message = " ".join(result.stderr.split())
     assert "no endpoint named 'b200-nvfp4-9'" in message and "example_config.toml" in message
     assert "Traceback" not in result.output
+
+
+def test_calibrate_with_sim_needs_no_config(cli):
+    result = cli(
+        "endpoints", "calibrate", "b200-nvfp4-0", "--sim", "--ledger", "cal.db",
+        "--gpu-hour-usd", "5.40", "--json", *SMALL,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (measured,) = json.loads(result.stdout)["endpoints"]
+    assert measured["name"] == "b200-nvfp4-0"
+    assert measured["prefill"]["tokens_per_s"] and measured["decode"]["tokens_per_s"]
+
+
+async def test_measuring_reports_each_endpoint_before_it_starts(sim, ledger):
+    from spendgraph.cli.endpoints.calibrate import measure_all, selected
+    from spendgraph.providers.calibrate import CalibrationPlan
+    from spendgraph.providers.config import parse_config
+    from spendgraph.providers.gateway import ProviderLayer
+
+    text = example_config_path().read_text()
+    config = parse_config(text, source=EXAMPLE, env={"SPENDGRAPH_SIM_URL": sim.base_url})
+    chosen = selected(config, ["b200-nvfp4-0", "h100-fp8-0"])
+    layer = ProviderLayer(config, ledger, env={})
+    told: list[tuple[str, int, int]] = []
+    try:
+        plan = CalibrationPlan(2, 2, 100, 8)
+        measured = await measure_all(layer, chosen, plan, None, lambda *a: told.append(a))
+    finally:
+        await layer.aclose(close_ledger=False)
+    assert told == [("b200-nvfp4-0", 1, 2), ("h100-fp8-0", 2, 2)]
+    assert [item.endpoint.name for item in measured] == ["b200-nvfp4-0", "h100-fp8-0"]

@@ -77,3 +77,33 @@ def test_check_reports_a_closed_port_and_exits_1(cli, sim, tmp_path):
     assert table.exit_code == 1
     assert "FAIL connection" in _row(table.stdout, "down")
     assert " OK" in _row(table.stdout, "up")
+
+
+def test_check_with_sim_starts_the_simulator_itself(cli):
+    result = cli("endpoints", "check", "--sim", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["ok"] is True and len(payload["endpoints"]) == 12
+    assert payload["config"] == EXAMPLE
+
+
+def test_a_stopped_server_is_named_with_a_hint(cli, tmp_path):
+    port = _closed_port()
+    config = tmp_path / "down.toml"
+    config.write_text(
+        f'[[endpoints]]\nname = "down"\nbase_url = "http://127.0.0.1:{port}/v1"\nmodel = "m"\n'
+    )
+    result = cli("endpoints", "check", "--config", str(config), "--json")
+    assert result.exit_code == 1
+    (down,) = json.loads(result.stdout)["endpoints"]
+    assert down["error_kind"] == "connection"
+    assert down["error"] == (
+        f"nothing answers at http://127.0.0.1:{port}/v1; is the server running, "
+        "and is base_url right?"
+    )
+    # The example config's endpoints point at the simulator's address: say how to start it.
+    stopped = cli("endpoints", "check", "--config", EXAMPLE, env={"COLUMNS": "250"})
+    assert stopped.exit_code == 1
+    row = " ".join(_row(stopped.stdout, "b200-nvfp4-0").split())
+    assert "nothing answers at http://127.0.0.1:8900/r/b200-nvfp4-0/v1" in row
+    assert "start the simulator (`spendgraph serve sim`) or check with --sim" in row

@@ -83,3 +83,27 @@ def test_bad_config_is_one_clear_error(cli, tmp_path):
     assert result.exit_code == 1
     assert "bad.toml" in result.stderr and "base_url" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_list_with_sim_shows_the_example_config(cli):
+    result = cli("endpoints", "list", "--sim", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["config"] == str(example_config_path())
+    assert len(payload["endpoints"]) == 12
+
+
+def test_sim_and_config_together_are_refused(cli):
+    result = cli("endpoints", "list", "--sim", "--config", "x.toml")
+    assert result.exit_code == 1
+    assert "pass --sim or --config, not both" in result.stderr
+
+
+def test_a_missing_config_file_says_how_to_create_one(cli):
+    for command in ("list", "check", "calibrate"):
+        result = cli("endpoints", command, "--config", "spendgraph.toml")
+        assert result.exit_code == 1, command
+        message = " ".join(result.stderr.split())
+        assert "spendgraph.toml: no such config file" in message
+        assert f"cp {example_config_path()} spendgraph.toml" in message
+        assert "Traceback" not in result.output

@@ -93,7 +93,9 @@ async def test_worker_processes_share_one_tenant_budget(pg_url, pg_ledger, spawn
     assert spent <= limit  # overshoot 0, whichever worker served which query
     # The store counted exactly what the ledger recorded: every hold was settled to its
     # call row's cost, none is left over.
-    assert PostgresBudgetStore.for_engine(pg_ledger.engine).spent(key).usd == spent
+    store = PostgresBudgetStore.for_engine(pg_ledger.engine)
+    assert store.spent(key).usd == spent
+    await store.aclose()
     with pg_ledger.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM budget_hold")).scalar() == 0
     denied = [

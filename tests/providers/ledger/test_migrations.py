@@ -36,7 +36,7 @@ def _has_region(kit, url: str) -> bool:
 
 def test_a_fresh_ledger_is_at_the_latest_version(ledger: Ledger, ledger_url, kit):
     assert ledger.schema_version == latest_version() == 6
-    assert _version(kit, ledger_url) == 3
+    assert _version(kit, ledger_url) == 6
 
 
 async def test_an_old_ledger_migrates_keeping_its_rows(ledger_url, kit):
@@ -131,6 +131,25 @@ SNAPSHOT[2] = {
 SNAPSHOT[3] = {
     **SNAPSHOT[2],
     "budget_event": "id at scope scope_id period period_start threshold unit spent limit query_id",
+}
+
+SNAPSHOT[4] = {
+    **SNAPSHOT[3],
+    "query": SNAPSHOT[3]["query"] + " tenant",
+    "api_key": "id digest prefix tenant user name created_at revoked_at",
+}
+
+SNAPSHOT[5] = {
+    **SNAPSHOT[4],
+    "query": SNAPSHOT[4]["query"] + " owner heartbeat_at lease_expires_at",
+}
+
+SNAPSHOT[6] = {
+    **SNAPSHOT[5],
+    "budget_limit": "scope scope_id period usd tokens updated_at",
+    "budget_account": "key scope scope_id period period_start spent_usd spent_tokens held_usd "
+    "held_tokens fired created_at",
+    "budget_hold": "attempt_id account query_id usd tokens expires_at state created_at released_at",
 }
 
 

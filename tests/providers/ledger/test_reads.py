@@ -165,12 +165,14 @@ async def test_list_queries_filters(ledger: Ledger, kit):
 
 
 async def _mixed_calls(ledger: Ledger, kit):
-    """Calls across four days, two apps, two users, two endpoints, agents, some unpriced."""
+    """Calls across four days, two apps, three users and tenants, two endpoints, agents, some
+    unpriced."""
     records = []
     for q in range(4):
         query = kit.query(
             app=("research_chat", "dungeon")[q % 2],
             user=("ana", "bo", "ana", "cy")[q],
+            tenant=("acme", "acme", "", "rival")[q],
             thread_id=("game-1", "game-2")[q // 2],
             started_at=kit.at(q * 60 * 20),  # 20 hours apart from 12:00: four UTC days
         )
@@ -209,6 +211,7 @@ _KEYS = {
     GroupBy.HARDWARE: lambda r, q: r.endpoint.hardware,
     GroupBy.APP: lambda r, q: q.app if q else None,
     GroupBy.USER: lambda r, q: q.user if q else None,
+    GroupBy.TENANT: lambda r, q: q.tenant if q else None,
     GroupBy.DAY: lambda r, q: r.started_at.date().isoformat(),
 }
 

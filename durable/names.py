@@ -1,0 +1,10 @@
+"""Names the workflow, its activities and its update are registered under."""
+
+WORKFLOW = "spendgraph.query"
+OPEN_QUERY = "spendgraph.open_query"
+DRIVE_GRAPH = "spendgraph.drive_graph"
+MODEL_CALL = "spendgraph.model_call"
+CLOSE_QUERY = "spendgraph.close_query"
+MODEL_CALL_UPDATE = "model_call"
+DEFAULT_TASK_QUEUE = "spendgraph"
+DEFAULT_ADDRESS = "127.0.0.1:7233"
