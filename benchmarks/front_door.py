@@ -1,10 +1,10 @@
 """What the HTTP front door costs, and how it scales with worker processes.
 
-Part 1 runs the same app query in one process two ways, interleaved in rounds
-on one simulator at time scale 0 (so the client side is all there is): the
-graph in-process (``run_graph`` on a provider layer, what ``spendgraph run``
-does) and the real ``openai`` client against ``spendgraph serve app``'s front
-door in a thread of the same process (same backend code as a worker). It
+Part 1 runs the same app query two ways, interleaved in rounds on one
+simulator at time scale 0 (so the client side is all there is): the graph
+in-process (``run_graph`` on a provider layer, what ``spendgraph run`` does)
+and the real ``openai`` client against ``spendgraph serve app`` in a process
+of its own (one worker, SQLite ledger), both on the example config. It
 prints per-query latency at c=1 and throughput at c=64 as ratios to in-process.
 
 Part 2 starts ``spendgraph serve app --workers N`` (N = 1, 2, 4) on a
@@ -32,12 +32,12 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
 
-from front_door import cli_env, front_door_thread, serve_process
+from front_door import cli_env, serve_process
 from pg_schema import fresh_schema_url
 
 from spendgraph.cli.apps import load_app
-from spendgraph.cli.serve_app import ServeSpec
 from spendgraph.graph import open_checkpointer, run_graph, with_checkpointer
+from spendgraph.providers.config import example_config_path
 from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.ledger import Ledger
 from spendgraph.providers.ledger.keys import create_key
@@ -70,36 +70,37 @@ async def part_one(queries: int, rounds: int) -> list[tuple[str, str, float, flo
     with tempfile.TemporaryDirectory() as folder, run_simulator(time_scale=0.0) as sim:
         # Each path has its own ledger and threads file, both with the same saver kind.
         served_ledger, direct_ledger = (str(Path(folder) / n) for n in ("served.db", "direct.db"))
-        spec = ServeSpec(
-            apps=(APP,), ledger=served_ledger, sim=True, sim_url=sim.base_url, require_keys=False
-        )
         layer = ProviderLayer(simulator_config(sim), Ledger.open(direct_ledger))
-        async with open_checkpointer(direct_ledger) as saver:
-            graph = with_checkpointer(app.build(), saver)
-            rows = await _interleaved(spec, graph, layer, options, queries, rounds)
+        # The front door in a process of its own, as users run it, on the same simulator.
+        args = [APP, "--config", str(example_config_path()), "--no-keys", "--ledger", served_ledger]
+        env = cli_env(SPENDGRAPH_SIM_URL=sim.base_url)
+        with serve_process(args, str(Path(folder) / "serve.log"), env=env) as served:
+            async with open_checkpointer(direct_ledger) as saver:
+                graph = with_checkpointer(app.build(), saver)
+                rows = await _interleaved(served.base_url, graph, layer, options, queries, rounds)
+            served.terminate()
         await layer.aclose()
     return _ratios(rows)
 
 
-async def _interleaved(spec, graph, layer, options, queries, rounds):
+async def _interleaved(base, graph, layer, options, queries, rounds):
     """The two paths in alternating rounds, at c=1 then c=64: {(path, c): [(ms, q/s)]}."""
     rows: dict[tuple[str, int], list[tuple[float, float]]] = {}
-    with front_door_thread(spec) as base:
-        api = openai.AsyncOpenAI(base_url=base + "/v1", api_key="-", max_retries=0)
+    api = openai.AsyncOpenAI(base_url=base + "/v1", api_key="-", max_retries=0)
 
-        async def direct() -> None:
-            await run_graph(graph, layer, "look around", options=options)
+    async def direct() -> None:
+        await run_graph(graph, layer, "look around", options=options)
 
-        async def served() -> None:
-            await api.chat.completions.create(model=APP, messages=MESSAGES)
+    async def served() -> None:
+        await api.chat.completions.create(model=APP, messages=MESSAGES)
 
-        for _ in range(rounds):
-            for concurrency in (1, 64):
-                count = queries // 4 if concurrency == 1 else queries
-                for name, make in (("in-process", direct), ("front door", served)):
-                    timing = await _timed(make, count, concurrency)
-                    rows.setdefault((name, concurrency), []).append(timing)
-        await api.close()
+    for _ in range(rounds):
+        for concurrency in (1, 64):
+            count = queries // 4 if concurrency == 1 else queries
+            for name, make in (("in-process", direct), ("front door", served)):
+                timing = await _timed(make, count, concurrency)
+                rows.setdefault((name, concurrency), []).append(timing)
+    await api.close()
     return rows
 
 
