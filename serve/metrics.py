@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -40,6 +41,7 @@ class ServeMetrics:
         self.registry = CollectorRegistry()
         registry = None if self._multiprocess else self.registry
         if self._multiprocess:
+            _forget_dead_workers(os.environ[MULTIPROC_ENV])
             multiprocess.MultiProcessCollector(self.registry)
         self.queries = Counter(
             "spendgraph_queries",
@@ -130,3 +132,23 @@ class ServeMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def _forget_dead_workers(folder: str) -> None:
+    """Drop the live gauges (in-flight) of worker processes that died: a worker killed
+    mid-load would otherwise count its last in-flight queries forever. Each worker,
+    a restarted one too, does this as it starts."""
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), folder)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

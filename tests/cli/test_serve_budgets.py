@@ -10,6 +10,7 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from front_door import serve_process
@@ -130,6 +131,8 @@ async def test_four_workers_never_overshoot_one_tenant_budget_and_survive_a_kill
         # its sockets: a client-side hang, seen with the server idle).
         second = await asyncio.to_thread(asyncio.run, _fresh_wave(served.base_url, key, 200))
         log = served.log()
+        # uvicorn restarted the killed worker; it dropped its predecessor's in-flight gauge
+        metrics = (await asyncio.to_thread(httpx.get, served.base_url + "/metrics")).text
         served.terminate()
     outcomes = first + second
     spent, calls = _tenant_spend(pg_url)
@@ -137,6 +140,7 @@ async def test_four_workers_never_overshoot_one_tenant_budget_and_survive_a_kill
     print(f"first {Counter(k for k, _ in first)}, then {kinds}; spent {spent} of {LIMIT}")
     assert kinds["failed"] == 0 and kinds["ok"] >= 1 and kinds["refused"] >= 1, (kinds, log)
     assert spent <= LIMIT, f"overshoot: {spent} of {LIMIT} over {calls} calls"
+    assert 'spendgraph_in_flight_queries{app="chat"} 0.0' in metrics
     # every answer the client received is an ok query in the ledger, with its calls
     with Ledger.open(pg_url) as ledger:
         for kind, query_id in outcomes:
