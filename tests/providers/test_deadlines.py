@@ -47,20 +47,6 @@ def hostile():
         yield server
 
 
-@pytest.fixture
-async def make_layer(ledger):
-    layers: list[ProviderLayer] = []
-
-    def build(toml: str) -> ProviderLayer:
-        layer = ProviderLayer(parse_config(toml, source="test.toml", env={}), ledger, env={})
-        layers.append(layer)
-        return layer
-
-    yield build
-    for layer in layers:
-        await layer.aclose(close_ledger=False)
-
-
 async def timed_call(layer: ProviderLayer, stream: bool):
     """One call in a query: (result or error, seconds it held the caller, the query's rows)."""
     request = ChatRequest(messages=MESSAGES, max_tokens=16)

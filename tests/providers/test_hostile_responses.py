@@ -9,7 +9,6 @@ import pytest
 from hostile_server import ANSWER, hostile_server
 
 from spendgraph.providers import ChatRequest, NoEndpointAvailable, StreamCut
-from spendgraph.providers.config import parse_config
 from spendgraph.providers.errors import BadResponse, EndpointError
 from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.ledger.records import CallStatus
@@ -37,20 +36,6 @@ price = {{ input = {price}, cached_input = {price}, output = {price} }}
 def hostile():
     with hostile_server() as server:
         yield server
-
-
-@pytest.fixture
-async def make_layer(ledger):
-    layers: list[ProviderLayer] = []
-
-    def build(toml: str) -> ProviderLayer:
-        layer = ProviderLayer(parse_config(toml, source="test.toml", env={}), ledger, env={})
-        layers.append(layer)
-        return layer
-
-    yield build
-    for layer in layers:
-        await layer.aclose(close_ledger=False)
 
 
 async def call(layer: ProviderLayer, stream: bool):

@@ -7,7 +7,6 @@ compare with the ledger's rows one for one.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import threading
 import time
@@ -16,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
+from loopback_server import serve_in_thread
 
 from spendgraph.providers.local.sim.app import create_app
 from spendgraph.providers.local.sim.fleet import load_fleet
@@ -78,18 +77,5 @@ class CountingSimulator:
 def counting_simulator(time_scale: float = 1.0) -> Iterator[CountingSimulator]:
     """The shipped fleet on a free loopback port, counting its chat requests."""
     app = _CountingApp(create_app(load_fleet(), SimOptions(time_scale=time_scale)))
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield CountingSimulator(f"http://127.0.0.1:{port}", app.app.state.sim, app)
-    finally:
-        server.should_exit = True
-        thread.join()
-        sock.close()
+    with serve_in_thread(lambda _url: app, timeout_graceful_shutdown=1) as url:
+        yield CountingSimulator(url, app.app.state.sim, app)

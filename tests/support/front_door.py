@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import uvicorn
+from loopback_server import serve_in_thread
 
 from spendgraph.cli.serve_app import ServeSpec, open_backend
 from spendgraph.serve import FrontDoorOptions, front_door
@@ -37,25 +36,10 @@ def free_port() -> int:
 @contextmanager
 def front_door_thread(spec: ServeSpec) -> Iterator[str]:
     """Serve ``spec`` in this process; yields the base URL (``.../v1`` is the API)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = front_door(lambda: open_backend(spec), FrontDoorOptions(require_keys=spec.require_keys))
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the front door did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
-        sock.close()
+    options = FrontDoorOptions(require_keys=spec.require_keys)
+    app = front_door(lambda: open_backend(spec), options)
+    with serve_in_thread(lambda _url: app, lifespan="on") as url:
+        yield url
 
 
 @dataclass

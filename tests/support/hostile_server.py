@@ -24,16 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import uvicorn
+from loopback_server import serve_in_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -231,21 +228,11 @@ async def _endless(body: dict) -> AsyncIterator[str]:
 @contextmanager
 def hostile_server(*, trickle_s: float = 1.0) -> Iterator[HostileServer]:
     """Serve every hostile mode on a free loopback port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    running = HostileServer(f"http://127.0.0.1:{port}", trickle_s=trickle_s)
-    config = uvicorn.Config(
-        _app(running), log_level="warning", lifespan="off", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield running
-    finally:
-        server.should_exit = True
-        thread.join()
-        sock.close()
+    made: list[HostileServer] = []
+
+    def build(url: str):
+        made.append(HostileServer(url, trickle_s=trickle_s))
+        return _app(made[0])
+
+    with serve_in_thread(build, timeout_graceful_shutdown=1):
+        yield made[0]

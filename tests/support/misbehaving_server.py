@@ -18,15 +18,12 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
+from loopback_server import serve_in_thread
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
@@ -179,18 +176,5 @@ async def _sse(
 @contextmanager
 def misbehaving_server(how: Misbehaviour) -> Iterator[str]:
     """Serve ``how`` on a free loopback port; yields the base URL (``.../v1`` is the API)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(_app(how), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
-        sock.close()
+    with serve_in_thread(lambda _url: _app(how)) as url:
+        yield url

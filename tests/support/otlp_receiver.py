@@ -9,15 +9,13 @@ gzip or not, as ``opentelemetry-exporter-otlp-proto-http`` sends them) with
 from __future__ import annotations
 
 import gzip
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
+from loopback_server import serve_in_thread
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -162,18 +160,5 @@ def _points(metric) -> list[Point]:
 def otlp_receiver() -> Iterator[tuple[str, Received]]:
     """Serve on a free loopback port; yields its base URL and what it received."""
     received = Received()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(_app(received), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}", received
-    finally:
-        server.should_exit = True
-        thread.join()
-        sock.close()
+    with serve_in_thread(lambda _url: _app(received)) as url:
+        yield url, received
