@@ -1,6 +1,6 @@
 """``spendgraph audit reprice --on NAME``: what the recorded queries would have cost elsewhere.
 
-The arithmetic is in :mod:`.reprice_calc`, the target lookup in
+The arithmetic is in :mod:`spendgraph.providers.reprice`, the target lookup in
 :mod:`.reprice_target`, the terminal table in :mod:`.reprice_table`.
 """
 
@@ -13,7 +13,6 @@ import typer
 from spendgraph.cli import formats as fmt
 from spendgraph.cli.audit.command import audit_command
 from spendgraph.cli.audit.ledger import note_nothing_found
-from spendgraph.cli.audit.reprice_calc import Tally, reprice
 from spendgraph.cli.audit.reprice_table import render
 from spendgraph.cli.audit.reprice_target import RepriceTarget, resolve_target
 from spendgraph.cli.console import Output
@@ -24,6 +23,7 @@ from spendgraph.cli.options import (
 )
 from spendgraph.providers.config import load_config
 from spendgraph.providers.ledger import Ledger, LedgerFilter
+from spendgraph.providers.reprice import Tally, reprice
 
 
 @audit_command()
@@ -56,23 +56,34 @@ def run(
 ) -> None:
     """Re-price the calls matching ``filters``; show ``limit`` queries (0: all) and the total."""
     tallies, total = reprice(ledger, filters, target.price)
-    shown = tallies[:limit] if limit else tallies
     if not tallies:
         note_nothing_found(out, ledger, "calls")
     if out.json_mode:
-        out.emit_json(
-            {
-                "ledger": ledger.url,
-                "filters": filter_json(filters),
-                "target": target_json(target),
-                "queries_total": len(tallies),
-                "truncated": len(shown) < len(tallies),
-                "queries": [tally_json(tally) for tally in shown],
-                "total": tally_json(total, with_id=False),
-            }
-        )
+        out.emit_json(reprice_json(ledger, filters, target, (tallies, total), limit))
         return
+    shown = tallies[:limit] if limit else tallies
     render(out, target, shown, total, hidden=len(tallies) - len(shown))
+
+
+def reprice_json(
+    ledger: Ledger,
+    filters: LedgerFilter,
+    target: RepriceTarget,
+    result: tuple[list[Tally], Tally],
+    limit: int,
+) -> dict[str, Any]:
+    """What ``--json`` prints for ``result`` (per-query tallies and the total) on ``target``."""
+    tallies, total = result
+    shown = tallies[:limit] if limit else tallies
+    return {
+        "ledger": ledger.url,
+        "filters": filter_json(filters),
+        "target": target_json(target),
+        "queries_total": len(tallies),
+        "truncated": len(shown) < len(tallies),
+        "queries": [tally_json(tally) for tally in shown],
+        "total": tally_json(total, with_id=False),
+    }
 
 
 def target_json(target: RepriceTarget) -> dict[str, Any]:

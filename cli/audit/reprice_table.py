@@ -8,10 +8,10 @@ from rich.console import Console
 from rich.table import Table
 
 from spendgraph.cli import formats as fmt
-from spendgraph.cli.audit.reprice_calc import Tally
 from spendgraph.cli.audit.reprice_target import RepriceTarget
 from spendgraph.cli.console import Output
 from spendgraph.cli.tables import Col, fitted_table
+from spendgraph.providers.reprice import Tally
 
 
 def render(

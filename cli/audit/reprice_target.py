@@ -170,3 +170,27 @@ def _unknown_message(name: str, config: SpendgraphConfig | None) -> str:
         lines.append(f"  pools: {', '.join(names['pools'])}")
     lines.append(f"  hardware profiles (simulator): {', '.join(names['profiles'])}")
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class PoolTarget:
+    """A pool of the config, as a re-price target -- or why it cannot be one."""
+
+    pool: str
+    target: RepriceTarget | None
+    problem: str = ""
+
+
+def pool_targets(config: SpendgraphConfig | None) -> list[PoolTarget]:
+    """Every pool of the config in the order it first appears (the what-if's columns)."""
+    endpoints = config.endpoints if config is not None else []
+    pools = list(dict.fromkeys(endpoint.pool for endpoint in endpoints))
+    found = []
+    for pool in pools:
+        try:
+            target = _pool_target(pool, [e for e in endpoints if e.pool == pool])
+        except CommandError as exc:
+            found.append(PoolTarget(pool, None, str(exc)))
+        else:
+            found.append(PoolTarget(pool, target))
+    return found

@@ -1,4 +1,5 @@
-"""The arithmetic of ``audit reprice``: recorded token buckets x another price, summed exactly.
+"""Re-pricing: recorded token buckets x another price, summed exactly (``audit reprice``,
+the audit web app's what-if).
 
 Each call's buckets (uncached input, cached input, output) are priced with
 the same :func:`cost_of` the provider layer uses when it records a call, so a
@@ -10,6 +11,7 @@ actual and re-priced costs are both known.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -47,7 +49,9 @@ class Tally:
     def add(self, call: CallRecord, repriced_cost: Decimal | None) -> None:
         if self.first_call_at is None:
             self.first_call_at = call.started_at
-        actual, repriced = Spend.of_call(call), Spend.of_usage(call.usage, repriced_cost)
+        actual = Spend.of_call(call)
+        # A row `audit compact` folded stands for `folded` calls, re-priced as many.
+        repriced = Spend.of_usage(call.usage, repriced_cost, calls=call.folded)
         self.actual += actual
         self.repriced += repriced
         if actual.cost is None or repriced.cost is None:
@@ -88,14 +92,25 @@ def ratio(repriced: Decimal | None, actual: Decimal | None) -> Decimal | None:
 
 def reprice(ledger: Ledger, filters: LedgerFilter, price: Price) -> tuple[list[Tally], Tally]:
     """Per-query tallies (newest first) and the overall tally of the calls matching ``filters``."""
-    per_query: dict[str | None, Tally] = {}
-    total = Tally(query_id=None)
+    return reprice_many(ledger, filters, [price])[0]
+
+
+def reprice_many(
+    ledger: Ledger, filters: LedgerFilter, prices: Sequence[Price]
+) -> list[tuple[list[Tally], Tally]]:
+    """:func:`reprice` at each of ``prices``, in one pass over the calls (one result per price)."""
+    per_query: list[dict[str | None, Tally]] = [{} for _ in prices]
+    totals = [Tally(query_id=None) for _ in prices]
     for call in ledger.iter_calls(filters):
-        repriced = cost_of(call.usage, price)
-        tally = per_query.get(call.query_id)
-        if tally is None:
-            tally = per_query[call.query_id] = Tally(query_id=call.query_id)
-        tally.add(call, repriced)
-        total.add(call, repriced)
+        for price, tallies, total in zip(prices, per_query, totals, strict=True):
+            repriced = cost_of(call.usage, price)
+            tally = tallies.get(call.query_id)
+            if tally is None:
+                tally = tallies[call.query_id] = Tally(query_id=call.query_id)
+            tally.add(call, repriced)
+            total.add(call, repriced)
     # iter_calls yields in start order, so dict order is by first call: reverse it.
-    return list(reversed(per_query.values())), total
+    return [
+        (list(reversed(tallies.values())), total)
+        for tallies, total in zip(per_query, totals, strict=True)
+    ]
