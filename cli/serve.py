@@ -28,6 +28,13 @@ def sim(
         typer.Option(min=0.0, help="Multiplier on simulated durations: 1 real time, 0 no waiting."),
     ] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed for generated text and fleet-file faults.")] = 0,
+    dialect: Annotated[
+        str | None,
+        typer.Option(
+            help="Answer like this engine on every replica: vllm, sglang, trtllm, dynamo, nim, "
+            "llama-server, llama-cpp-python, ollama or openai (default: the fleet file's)."
+        ),
+    ] = None,
 ) -> None:
     """Serve the fleet simulator: simulated GPU replicas behind an OpenAI-compatible API.
 
@@ -35,13 +42,19 @@ def sim(
     the whole fleet. Ctrl-C stops it.
     """
     # Imported here so other `spendgraph` commands do not pay for starting uvicorn.
+    from spendgraph.providers.local.sim.dialects import DIALECTS
     from spendgraph.providers.local.sim.fleet import load_fleet
     from spendgraph.providers.local.sim.server import serve_forever
 
     loaded = load_fleet(fleet)  # a bad file raises ConfigError: one clear line, exit 1
+    if dialect is not None:
+        if dialect not in DIALECTS:
+            allowed = ", ".join(DIALECTS)
+            raise typer.BadParameter(f"{dialect!r} is not one of {allowed}", param_hint="--dialect")
+        loaded = loaded.with_dialect(dialect)  # type: ignore[arg-type]
     typer.echo(
         f"fleet simulator: {len(loaded.replicas)} replicas from {loaded.source}, "
-        f"time scale {time_scale:g}, seed {seed}"
+        f"time scale {time_scale:g}, seed {seed}" + (f", dialect {dialect}" if dialect else "")
     )
     typer.echo(f"fleet-wide:  http://{host}:{port}/v1")
     typer.echo(

@@ -32,8 +32,10 @@ class UsageSource(StrEnum):
     """Where a row's token counts came from."""
 
     REPORTED = "reported"  # the server's own usage object
-    COUNTED = "counted"  # the endpoint's tokenizer endpoint counted exactly
-    ESTIMATED = "estimated"  # counted locally with tiktoken, or inferred
+    # Counted exactly: by the endpoint's tokenizer endpoint, or locally with the
+    # model family's own chat template and vocabulary (providers/templates.py).
+    COUNTED = "counted"
+    ESTIMATED = "estimated"  # counted locally with OpenAI's recipe, or inferred
     # The output is the request's max_tokens: the most the server can have made,
     # booked when it did the work but what it made never arrived.
     UPPER_BOUND = "upper_bound"

@@ -4,6 +4,12 @@ Each endpoint is measured on its own, one after another (endpoints of one
 server would otherwise share its GPUs and each look slower). Every request is
 a ledger row under one ``spendgraph-calibrate`` query per endpoint: calibrating
 a paid endpoint spends money, and that spend is audited like any other.
+
+``--sweep 1,4,16,64`` measures decode at each concurrency instead of one and
+prices at the operating point: the highest throughput whose TTFT and
+inter-token p95 meet ``--ttft-ms`` / ``--itl-ms`` (:mod:`.calibrate_sweep`
+shows the curve). When no point meets them, no price is printed and the
+command exits 1 after showing the curve.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,8 +27,10 @@ from rich.table import Table
 
 from spendgraph.cli import formats as fmt
 from spendgraph.cli.console import Output
+from spendgraph.cli.endpoints import calibrate_sweep as view
 from spendgraph.cli.endpoints.source import EndpointsSimOption, endpoints_config
 from spendgraph.cli.options import (
+    CommandError,
     ConfigOption,
     JsonOption,
     LedgerOption,
@@ -31,8 +40,11 @@ from spendgraph.cli.tables import Col, fitted_table
 from spendgraph.providers.calibrate import (
     Calibration,
     CalibrationPlan,
+    LatencyTargets,
     PhaseResult,
+    Sweep,
     calibrate,
+    sweep,
     three_figures,
 )
 from spendgraph.providers.config import EndpointConfig, SpendgraphConfig
@@ -43,11 +55,15 @@ from spendgraph.providers.usage import Price
 
 @dataclass(frozen=True, slots=True)
 class Measured:
-    """One endpoint's calibration and the price it implies at its GPU rate."""
+    """One endpoint's calibration and the price it implies at its GPU rate.
+
+    ``sweep``: the concurrency sweep it was chosen from (``--sweep``).
+    """
 
     endpoint: EndpointConfig
     calibration: Calibration
     gpu_hour_usd: Decimal | None
+    sweep: Sweep | None = None
 
     @property
     def price(self) -> Price:
@@ -79,6 +95,21 @@ def command(
             help="What the endpoint's GPUs cost per hour (default: config).",
         ),
     ] = None,
+    sweep_at: Annotated[
+        str | None,
+        typer.Option(
+            "--sweep",
+            help="Concurrencies to measure decode at, e.g. 1,4,16,64; the price is the "
+            "fastest one's that meets --ttft-ms/--itl-ms (replaces --concurrency).",
+        ),
+    ] = None,
+    ttft_ms: Annotated[
+        float | None, typer.Option("--ttft-ms", min=0, help="TTFT p95 target (ms), with --sweep.")
+    ] = None,
+    itl_ms: Annotated[
+        float | None,
+        typer.Option("--itl-ms", min=0, help="Inter-token latency p95 target (ms), with --sweep."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Measure prefill and decode throughput, and the price they imply at a GPU's $/hour.
@@ -89,6 +120,14 @@ def command(
     """
     out = Output(json_mode=as_json)
     plan = CalibrationPlan(requests, concurrency, prompt_tokens, output_tokens)
+    targets = LatencyTargets(ttft_ms, itl_ms)
+    with handled_errors(out):
+        concurrencies = _concurrencies(sweep_at, targets)
+    if concurrencies is not None:
+        _sweep_command(
+            out, _Run(config, sim, names or [], ledger, plan, gpu_hour_usd), concurrencies, targets
+        )
+        return
     with handled_errors(out), endpoints_config(config, sim) as loaded:
         chosen = selected(loaded, names or [])
         with _Progress(out, plan) as progress:
@@ -104,7 +143,14 @@ def command(
             }
         )
         return
-    out.print(calibration_table(out.console, measured, plan))
+    _print_calibrations(out, measured, plan)
+
+
+def _print_calibrations(
+    out: Output, measured: list[Measured], plan: CalibrationPlan, title: str | None = None
+) -> None:
+    if measured:
+        out.print(calibration_table(out.console, measured, plan, title))
     snippets = toml_snippets(measured)
     if snippets:
         out.print("Paste into each endpoint's table in the config:", highlight=False)
@@ -115,6 +161,124 @@ def command(
             "or set price.gpu_hour_usd in the config.",
             highlight=False,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    """What one ``calibrate`` invocation measures, and where it records it."""
+
+    config: Path | None
+    sim: bool
+    names: list[str]
+    ledger: str | None
+    plan: CalibrationPlan
+    gpu_hour_usd: Decimal | None
+
+
+def _concurrencies(sweep_at: str | None, targets: LatencyTargets) -> list[int] | None:
+    if sweep_at is None:
+        if targets != LatencyTargets():
+            raise CommandError(
+                "--ttft-ms and --itl-ms choose among the points of a sweep: add e.g. "
+                "--sweep 1,4,16,64"
+            )
+        return None
+    try:
+        return view.parse_concurrencies(sweep_at)
+    except ValueError as exc:
+        raise CommandError(f"--sweep {sweep_at!r}: {exc}") from None
+
+
+def _sweep_command(
+    out: Output, run: _Run, concurrencies: list[int], targets: LatencyTargets
+) -> None:
+    """Sweep each endpoint, print the curves and the price at each operating point."""
+    with handled_errors(out), endpoints_config(run.config, run.sim) as loaded:
+        chosen = selected(loaded, run.names)
+        with _Progress(out, run.plan, concurrencies) as progress:
+            swept = asyncio.run(_sweep_all(loaded, run, chosen, concurrencies, targets, progress))
+    measured = [m for item in swept if (m := item.measured()) is not None]
+    if out.json_mode:
+        out.emit_json(
+            {
+                "config": loaded.source,
+                "plan": {**asdict(run.plan), "concurrency": None, "sweep": concurrencies},
+                "endpoints": [swept_json(item) for item in swept],
+            }
+        )
+    else:
+        for item in swept:
+            out.print(view.sweep_table(out.console, item.sweep, item.gpu_hour_usd))
+            out.print(view.sweep_plot(item.sweep, item.gpu_hour_usd))
+            out.print(view.verdict(item.sweep), highlight=False)
+        title = (
+            f"Calibration at each endpoint's operating point ({run.plan.prompt_tokens}-token "
+            f"prompts, up to {run.plan.output_tokens} output tokens)"
+        )
+        _print_calibrations(out, measured, run.plan, title)
+    unpriced = [item for item in swept if item.calibration is None]
+    for item in unpriced:
+        out.error(view.verdict(item.sweep))
+    if unpriced:
+        raise typer.Exit(1)
+
+
+@dataclass(frozen=True, slots=True)
+class _Swept:
+    """One endpoint's sweep, and its calibration at the chosen point (None: no price)."""
+
+    endpoint: EndpointConfig
+    sweep: Sweep
+    gpu_hour_usd: Decimal | None
+
+    @property
+    def calibration(self) -> Calibration | None:
+        return self.sweep.calibration
+
+    def measured(self) -> Measured | None:
+        if self.sweep.calibration is None:
+            return None
+        return Measured(self.endpoint, self.sweep.calibration, self.gpu_hour_usd, self.sweep)
+
+
+async def _sweep_all(
+    config: SpendgraphConfig,
+    run: _Run,
+    endpoints: list[EndpointConfig],
+    concurrencies: list[int],
+    targets: LatencyTargets,
+    progress: _Progress,
+) -> list[_Swept]:
+    layer = ProviderLayer(config, Ledger.open(run.ledger or config.ledger.url))
+    swept = []
+    try:
+        for index, endpoint in enumerate(endpoints, start=1):
+            progress.endpoint(endpoint.name, index, len(endpoints))
+            result = await sweep(layer, endpoint.name, run.plan, concurrencies, targets)
+            swept.append(_Swept(endpoint, result, gpu_rate(endpoint, run.gpu_hour_usd)))
+    finally:
+        await layer.aclose()
+    return swept
+
+
+def swept_json(item: _Swept) -> dict[str, Any]:
+    """An endpoint's sweep, and its calibration fields at the chosen point (null: none)."""
+    measured = item.measured()
+    if measured is not None:
+        base = measured_json(measured)
+    else:
+        base = {
+            "name": item.endpoint.name,
+            "hardware": item.endpoint.hardware or None,
+            "precision": item.endpoint.precision or None,
+            "query_id": item.sweep.query_id,
+            "prefill": None,
+            "decode": None,
+            "gpu_hour_usd": fmt.decimal_json(item.gpu_hour_usd),
+            "price_per_million": None,
+            "configured_price_per_million": fmt.price_json(item.endpoint.resolved_price()),
+        }
+    return {**base, "sweep": view.sweep_json(item.sweep, item.gpu_hour_usd)}
 
 
 async def _calibrate(
@@ -135,8 +299,9 @@ async def _calibrate(
 class _Progress:
     """A status line on stderr: which endpoint is being measured (seconds each)."""
 
-    def __init__(self, out: Output, plan: CalibrationPlan):
+    def __init__(self, out: Output, plan: CalibrationPlan, sweep: list[int] | None = None):
         self._plan = plan
+        self._sweep = sweep
         self._status = out.errors.status("starting", spinner="dots")
 
     def __enter__(self) -> _Progress:
@@ -148,6 +313,10 @@ class _Progress:
 
     def endpoint(self, name: str, index: int, count: int) -> None:
         requests = self._plan.requests
+        if self._sweep is not None:
+            at = ", ".join(map(str, self._sweep))
+            self._status.update(f"endpoint {index}/{count}: {name}, decode at {at} in flight")
+            return
         self._status.update(
             f"endpoint {index}/{count}: {name}, {requests} prefill then {requests} decode "
             f"requests, {self._plan.concurrency} at a time"
@@ -187,7 +356,9 @@ def selected(config: SpendgraphConfig, names: list[str]) -> list[EndpointConfig]
     return [endpoint for endpoint in config.endpoints if endpoint in wanted]
 
 
-def calibration_table(console: Console, measured: list[Measured], plan: CalibrationPlan) -> Table:
+def calibration_table(
+    console: Console, measured: list[Measured], plan: CalibrationPlan, title: str | None = None
+) -> Table:
     columns = [
         Col("endpoint"),
         Col("hardware", drop=3),
@@ -219,7 +390,7 @@ def calibration_table(console: Console, measured: list[Measured], plan: Calibrat
                 fmt.rate(configured, dollar=""),
             )
         )
-    title = (
+    title = title or (
         f"Calibration: {plan.requests} requests per phase, {plan.concurrency} at a time "
         f"({plan.prompt_tokens}-token prompts, up to {plan.output_tokens} output tokens)"
     )

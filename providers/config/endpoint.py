@@ -15,6 +15,7 @@ from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, mo
 from spendgraph.providers.config.base import ConfigModel, NonEmptyStr, as_decimal
 from spendgraph.providers.config.errors import did_you_mean, show
 from spendgraph.providers.config.prices import PriceConfig
+from spendgraph.providers.engines.names import ENGINES, canonical_engine
 from spendgraph.providers.errors import ConfigError
 from spendgraph.providers.usage import Price
 
@@ -25,8 +26,13 @@ NO_API_KEY = "not-needed"
 DEFAULT_TIMEOUT_S = 20.0
 DEFAULT_STREAM_TIMEOUT_S = 300.0
 
-# tiktoken encodings that spendgraph.providers.tokens can load offline.
-Tokenizer = Literal["o200k_base", "o200k_harmony", "cl100k_base"]
+# How spendgraph.providers.tokens counts this endpoint's prompts offline: a
+# tiktoken encoding (OpenAI's recipe, an estimate) or a model family whose chat
+# template and vocabulary it renders exactly (providers/templates.py, harmony.py).
+Tokenizer = Literal[
+    "o200k_base", "o200k_harmony", "cl100k_base",
+    "gpt-oss", "llama3", "llama3.1", "llama3.2", "qwen2.5", "qwen3",
+]  # fmt: skip
 TOKENIZER_ENCODINGS: tuple[str, ...] = get_args(Tokenizer)
 # Canonical spellings; input is matched case-insensitively. "other" is the
 # escape hatch for hardware not listed here (it still validates, so a typo
@@ -35,14 +41,9 @@ HARDWARE = (
     *("B200", "B300", "GB200", "GB300", "H100", "H200", "H20", "GH200"),
     *("A100", "A10G", "L40S", "L4", "MI300X", "MI325X", "MI355X", "cpu", "other"),
 )
-ENGINES = ("vllm", "sglang", "trtllm", "dynamo", "nim", "llamacpp", "hosted", "sim", "other")
-_ENGINE_ALIASES = {
-    "tensorrt-llm": "trtllm",
-    "tensorrt_llm": "trtllm",
-    "trt-llm": "trtllm",
-    "llama.cpp": "llamacpp",
-    "llama-cpp": "llamacpp",
-}
+# Tokenizer endpoints ``tokenize_api`` can name; unset, the engine's profile picks one.
+TokenizeApi = Literal["none", "vllm", "sglang", "trtllm", "llama-server", "llamacpp"]
+TOKENIZE_APIS: tuple[str, ...] = get_args(TokenizeApi)
 _HARDWARE_BY_LOWER = {name.lower(): name for name in HARDWARE}
 _PRECISION = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -107,7 +108,8 @@ class EndpointConfig(ConfigModel):
     timeout_s: Annotated[float, Field(gt=0)] = DEFAULT_TIMEOUT_S
     stream_timeout_s: Annotated[float, Field(gt=0)] | None = None
     tokenizer: Tokenizer = "o200k_base"
-    tokenize_api: Literal["none", "vllm", "llamacpp"] = "none"
+    # Unset: the engine's tokenizer endpoint (see providers/engines); "none" turns it off.
+    tokenize_api: TokenizeApi = "none"
     # Under a budget, a prompt counted locally (no tokenize_api, or it failed) is
     # reserved as tiktoken's count x (1 + prompt_margin): the server's tokenizer
     # may count more than tiktoken does.
@@ -207,14 +209,26 @@ class EndpointConfig(ConfigModel):
     @field_validator("engine")
     @classmethod
     def _normalise_engine(cls, value: str) -> str:
-        lowered = value.strip().lower()
-        lowered = _ENGINE_ALIASES.get(lowered, lowered)
+        lowered = canonical_engine(value)
         if lowered and lowered not in ENGINES:
             raise ValueError(
                 f"expected one of {', '.join(ENGINES)}, got {show(value)}"
                 f"{did_you_mean(lowered, ENGINES)}"
             )
         return lowered
+
+    @field_validator("tokenize_api", mode="before")
+    @classmethod
+    def _normalise_tokenize_api(cls, value: Any) -> Any:
+        aliases = {"llama-cpp-python": "llamacpp", "llama.cpp": "llama-server"}
+        if not isinstance(value, str):
+            return value
+        lowered = value.strip().lower()
+        return aliases.get(lowered, lowered)
+
+    def tokenize_api_chosen(self) -> bool:
+        """Whether ``tokenize_api`` was set in the config (else the engine's profile decides)."""
+        return "tokenize_api" in self.model_fields_set
 
     def api_key(self, env: Mapping[str, str] = os.environ) -> str:
         """The API key from the variable named by ``api_key_env``, or ``"not-needed"``."""

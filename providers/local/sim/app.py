@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from spendgraph.providers.local.sim import dialect_routes
 from spendgraph.providers.local.sim.apierror import ApiError, bad_request
 from spendgraph.providers.local.sim.faults import FAULT_HEADER, FaultSpecError, parse_fault_header
 from spendgraph.providers.local.sim.fleet import Fleet
@@ -136,8 +137,12 @@ async def _models(state: SimState, request: Request) -> JSONResponse:
 
 
 async def _chat(state: SimState, request: Request) -> Any:
-    chat = parse_chat_request(parse_json_body(await request.body()))
+    body = parse_json_body(await request.body())
+    chat = parse_chat_request(body)
     replica = state.route(request.path_params.get("replica"), chat.model)
+    refused = dialect_routes.refuse_unknown_fields(replica, body)
+    if refused is not None:
+        return refused
     try:
         return _prepare(state, replica, chat, request)
     except ApiError as exc:  # once a replica is chosen, even errors say which
@@ -174,6 +179,14 @@ def _prepare(state: SimState, replica: Replica, chat: ChatRequest, request: Requ
 async def _tokenize(state: SimState, request: Request) -> JSONResponse:
     body = parse_json_body(await request.body())
     name = request.path_params.get("replica")
+    if name is not None:
+        dialect = state.replica(name).dialect.tokenize
+        if dialect == "llama-server":
+            return await dialect_routes.llama_server_tokenize(state.replica(name), body)
+        if dialect != "vllm":
+            raise ApiError(
+                404, f"Unknown request URL: POST {request.url.path}.", code="unknown_url"
+            )
     model = body.get("model")
     if model is None:  # vLLM allows leaving it out: the replica's (or fleet's) first model
         replica = state.replica(name) if name else next(iter(state.replicas.values()))
@@ -207,6 +220,8 @@ def _routes() -> list[Route]:
         "models": _api(_models),
         "chat": _api(_chat),
         "tokenize": _api(_tokenize),
+        "dialect_tokenize": _api(dialect_routes.dialect_tokenize),
+        "replica_metrics": _api(dialect_routes.replica_metrics, auth=False),
     }
     routes = [
         Route("/health", _api(_health, auth=False), methods=["GET"]),
@@ -218,6 +233,14 @@ def _routes() -> list[Route]:
             Route(f"{prefix}/v1/chat/completions", api["chat"], methods=["POST"]),
             Route(f"{prefix}/tokenize", api["tokenize"], methods=["POST"]),
         ]
+    routes += [
+        Route(f"/r/{{replica}}{path}", api["dialect_tokenize"], methods=["POST"])
+        for path in dialect_routes.TOKENIZE_PATHS
+    ]
+    routes += [
+        Route(f"/r/{{replica}}{path}", api["replica_metrics"], methods=["GET"])
+        for path in dialect_routes.METRICS_PATHS
+    ]
     return routes
 
 

@@ -21,6 +21,7 @@ import tiktoken
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from spendgraph.providers.errors import ConfigError
+from spendgraph.providers.local.sim.dialects import DEFAULT_DIALECT, DialectName
 from spendgraph.providers.local.sim.faults import FaultRates
 from spendgraph.providers.local.sim.profiles import BUILTIN_PROFILES, HardwareProfile, Prices
 
@@ -37,6 +38,8 @@ class ModelSpec:
     time_factor: float = 1.0
     price_factor: Decimal = Decimal(1)
     max_model_len: int = 131_072
+    # Hidden reasoning tokens every answer starts with (counted in completion tokens).
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class ReplicaSpec:
     models: tuple[str, ...]
     stream_usage: StreamUsage = "final"
     faults: FaultRates = field(default_factory=FaultRates)
+    dialect: DialectName = DEFAULT_DIALECT
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,10 @@ class Fleet:
         """Price per million tokens of ``model`` on ``replica``."""
         return replica.profile.prices.scaled(self.models[model].price_factor)
 
+    def with_dialect(self, dialect: DialectName) -> Fleet:
+        """This fleet with every replica answering in ``dialect`` (``serve sim --dialect``)."""
+        return replace(self, replicas=tuple(replace(r, dialect=dialect) for r in self.replicas))
+
 
 # --- the file schema (pydantic), kept private: callers get the dataclasses above.
 
@@ -79,6 +87,7 @@ class _ModelEntry(_Strict):
     time_factor: float = Field(1.0, gt=0)
     price_factor: Decimal = Field(Decimal(1), ge=0)
     max_model_len: int = Field(131_072, gt=0)
+    reasoning_tokens: int = Field(0, ge=0)
 
 
 class _ProfileEntry(_Strict):
@@ -115,12 +124,14 @@ class _ReplicaEntry(_Strict):
     count: int | None = Field(None, gt=0)
     models: list[str] | None = None
     stream_usage: StreamUsage | None = None
+    dialect: DialectName | None = None
     faults: _FaultEntry = _FaultEntry()
 
 
 class _FleetFile(_Strict):
     api_key: str | None = None
     stream_usage: StreamUsage = "final"
+    dialect: DialectName = DEFAULT_DIALECT
     models: dict[str, _ModelEntry] = Field(min_length=1)
     profiles: dict[str, _ProfileEntry] = {}
     replicas: list[_ReplicaEntry] = Field(min_length=1)
@@ -310,4 +321,5 @@ def _replicas(
         [entry.name] if entry.count is None else [f"{entry.name}-{i}" for i in range(entry.count)]
     )
     usage = entry.stream_usage or parsed.stream_usage
-    return [ReplicaSpec(name, profile, models, usage, faults) for name in names]
+    dialect = entry.dialect or parsed.dialect
+    return [ReplicaSpec(name, profile, models, usage, faults, dialect) for name in names]

@@ -8,11 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from spendgraph.providers.local.sim.dialect_metrics import ReplicaTotals
+from spendgraph.providers.local.sim.dialects import DIALECTS, Dialect
 from spendgraph.providers.local.sim.fleet import Fleet, ReplicaSpec
 from spendgraph.providers.local.sim.metrics import SimMetrics
 from spendgraph.providers.local.sim.prefix_cache import PrefixCache, prompt_token_ids
 from spendgraph.providers.local.sim.request import ChatRequest
-from spendgraph.providers.tokens import count_chat
+from spendgraph.providers.tokens import chatml_prompt_text, count_chat, encoding
 
 
 class FifoGate:
@@ -78,6 +80,10 @@ class Replica:
         self.metrics = metrics
         self.cache = PrefixCache(spec.profile.cache_blocks, spec.profile.block_size)
         self.gate = FifoGate(spec.profile.max_seqs)
+        self.dialect: Dialect = DIALECTS[spec.dialect]
+        self.totals = ReplicaTotals()  # what its engine's own metrics count
+        for model in spec.models:  # exported as zeros before the first request
+            self.totals.of(model)
 
     @property
     def name(self) -> str:
@@ -109,15 +115,29 @@ class Replica:
             self.gate.release()
 
     def count_prompt(self, request: ChatRequest) -> int:
-        """Prompt tokens exactly as the provider layer counts them."""
+        """Prompt tokens: as the provider layer counts them, or (llama.cpp dialects)
+        as the tokens of the prompt's ChatML rendering."""
+        if self.dialect.chatml_prompt:
+            return len(self._chatml_ids(request))
         tools = list(request.raw_tools) or None
         return count_chat(request.messages, self.spec.profile.encoding, tools=tools)
+
+    def _chatml_ids(self, request: ChatRequest) -> list[int]:
+        text = chatml_prompt_text(request.messages)
+        return encoding(self.spec.profile.encoding).encode(text, disallowed_special=())
 
     def prefill(self, request: ChatRequest) -> Prefill:
         """Count the prompt, look it up in (and add it to) the prefix cache, record metrics."""
         prompt_tokens = self.count_prompt(request)
-        ids = prompt_token_ids(request.messages, self.spec.profile.encoding, request.raw_tools)
+        if self.dialect.chatml_prompt:
+            ids = self._chatml_ids(request)
+        else:
+            ids = prompt_token_ids(request.messages, self.spec.profile.encoding, request.raw_tools)
         cached = min(self.cache.lookup_and_insert(ids), prompt_tokens)
+        totals = self.totals.of(request.model)
+        totals.requests += 1
+        totals.prompt += prompt_tokens
+        totals.cached += cached
         labels = (self.name, request.model)
         self.metrics.prompt_tokens.labels(*labels).inc(prompt_tokens)
         self.metrics.cache_queries.labels(*labels).inc(prompt_tokens)

@@ -37,6 +37,8 @@ class ChatRequest:
     request_hash: str
     stream: bool = False
     include_usage: bool = False
+    # As sent (None: absent); a dialect decides what its keys mean.
+    stream_options: Mapping[str, Any] | None = None
     max_tokens: int | None = None
     format_kind: str = "text"  # "text" | "json_object" | "json_schema"
     schema: Any = None
@@ -97,13 +99,15 @@ def parse_chat_request(body: Mapping[str, Any]) -> ChatRequest:
     parallel = body.get("parallel_tool_calls")
     if parallel is not None and not isinstance(parallel, bool):
         raise bad_request("'parallel_tool_calls' must be a boolean.", param="parallel_tool_calls")
-    options = body.get("stream_options") or {}
+    raw_options = body.get("stream_options")
+    options = raw_options or {}
     return ChatRequest(
         model=model,
         messages=messages,
         request_hash=request_hash(body),
         stream=stream,
         include_usage=bool(options.get("include_usage")),
+        stream_options=raw_options,
         max_tokens=_max_tokens(body),
         format_kind=format_kind,
         schema=schema,

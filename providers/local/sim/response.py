@@ -20,6 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 from spendgraph.providers.local.sim import payloads
 from spendgraph.providers.local.sim.apierror import ApiError
 from spendgraph.providers.local.sim.completion import Completion, complete
+from spendgraph.providers.local.sim.dialects import Counts, Dialect, timings_payload, usage_payload
 from spendgraph.providers.local.sim.faults import Fault
 from spendgraph.providers.local.sim.fleet import StreamUsage
 from spendgraph.providers.local.sim.replica import Prefill, Replica, Timing
@@ -50,12 +51,27 @@ class _Output:
     timing: Timing
     completion: Completion
     started: float  # event-loop time the replica started on it
+    dialect: Dialect
+    reasoning: int = 0  # hidden reasoning tokens before the visible answer
+
+    @property
+    def total_tokens(self) -> int:
+        """Completion tokens in all: the visible answer and the reasoning before it."""
+        return self.completion.completion_tokens + self.reasoning
+
+    def counts(self, completion_tokens: int | None = None) -> Counts:
+        tokens = self.total_tokens if completion_tokens is None else completion_tokens
+        prefill = self.prefill
+        return Counts(prefill.prompt_tokens, prefill.cached_tokens, tokens, self.reasoning)
 
     def usage(self, completion_tokens: int | None = None) -> dict[str, Any]:
-        tokens = (
-            self.completion.completion_tokens if completion_tokens is None else completion_tokens
-        )
-        return payloads.usage(self.prefill.prompt_tokens, self.prefill.cached_tokens, tokens)
+        """The final usage object (a per-chunk one with ``completion_tokens`` so far)."""
+        counts = self.counts(completion_tokens)
+        if self.dialect.name == "vllm":  # the simulator's original shape, details included
+            body = payloads.usage(counts.prompt, counts.cached, counts.completion)
+            body["completion_tokens_details"]["reasoning_tokens"] = counts.reasoning
+            return body
+        return usage_payload(self.dialect, counts, final=True)
 
 
 class SimulatedResponse:
@@ -114,6 +130,7 @@ class SimulatedResponse:
             finally:
                 # What a cut or abandoned response still cost the replica.
                 metrics.generation_tokens.labels(job.replica.name, model).inc(self._sent_tokens)
+                job.replica.totals.of(model).generation += self._sent_tokens
 
     def _generate(self, started: float, queued_s: float) -> _Output:
         job = self.job
@@ -122,8 +139,10 @@ class SimulatedResponse:
         timing = replica.timing(request.model, prefill)
         room = replica.max_model_len(request.model) - prefill.prompt_tokens
         limit = room if request.max_tokens is None else min(request.max_tokens, room)
+        # Reasoning comes first and counts against max_tokens; one visible token is left.
+        reasoning = min(job.state.fleet.models[request.model].reasoning_tokens, max(limit - 1, 0))
         profile = replica.spec.profile
-        completion = complete(request, profile.encoding, job.state.options.seed, limit)
+        completion = complete(request, profile.encoding, job.state.options.seed, limit - reasoning)
         scale = job.state.options.time_scale
         simulated_queue = queued_s / scale if scale > 0 else 0.0
         job.state.metrics.ttft.labels(replica.name, request.model).observe(
@@ -131,7 +150,7 @@ class SimulatedResponse:
         )
         fingerprint = f"fp_sim_{profile.name.lower()}"
         ids = payloads.ResponseIds.new(request.model, fingerprint)
-        return _Output(ids, prefill, timing, completion, started)
+        return _Output(ids, prefill, timing, completion, started, replica.dialect, reasoning)
 
     async def _until(self, output: _Output, simulated_s: float) -> None:
         """Sleep until ``simulated_s`` after the replica started (scaled); always yield."""
@@ -140,7 +159,7 @@ class SimulatedResponse:
         await asyncio.sleep(max(delay, 0.0) if scale > 0 else 0)
 
     def _finished(self, output: _Output) -> None:
-        self._sent_tokens = output.completion.completion_tokens
+        self._sent_tokens = output.total_tokens
         labels = (self.job.replica.name, self.job.request.model)
         self.job.state.metrics.success.labels(*labels, output.completion.finish_reason).inc()
 
@@ -149,7 +168,10 @@ class SimulatedResponse:
         await self._until(
             output, output.timing.ttft + completion.completion_tokens * output.timing.inter_token
         )
-        body = json.dumps(payloads.completion_body(output.ids, completion, output.usage())).encode()
+        payload = payloads.completion_body(output.ids, completion, output.usage())
+        if output.dialect.timings:
+            payload["timings"] = timings_payload(output.counts())
+        body = json.dumps(payload).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
@@ -162,18 +184,29 @@ class SimulatedResponse:
             await send(
                 {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
             )
-            self._sent_tokens = completion.completion_tokens
+            self._sent_tokens = output.total_tokens
             return
         await send({"type": "http.response.body", "body": body, "more_body": False})
         self._finished(output)
 
     def _usage_field(self, output: _Output, tokens_so_far: int) -> Any:
-        mode = self.job.stream_usage
+        mode, dialect = self.job.stream_usage, output.dialect
+        options = self.job.request.stream_options
         if mode == "cumulative":
             return output.usage(tokens_so_far)
-        if mode == "final" and self.job.request.include_usage:
+        if mode != "final":
+            return payloads.OMIT
+        if dialect.wants_continuous(options):
+            return usage_payload(dialect, output.counts(tokens_so_far), final=False)
+        if dialect.name in ("vllm", "openai") and self.job.request.include_usage:
             return None  # OpenAI sends "usage": null on every chunk but the last
         return payloads.OMIT
+
+    def _wants_final_usage(self, dialect: Dialect) -> bool:
+        mode, request = self.job.stream_usage, self.job.request
+        if mode == "final":
+            return dialect.wants_usage(request.stream_options)
+        return request.include_usage and mode != "never"
 
     async def _stream(self, send: Send, output: _Output) -> None:
         completion, ids, timing = output.completion, output.ids, output.timing
@@ -190,7 +223,7 @@ class SimulatedResponse:
             )
 
         await self._until(output, timing.ttft)
-        generated = completion.header_tokens
+        generated = completion.header_tokens + output.reasoning
         first = payloads.first_delta(completion)
         await emit(payloads.chunk(ids, first, usage_=self._usage_field(output, generated)))
         self._sent_tokens = generated
@@ -209,12 +242,15 @@ class SimulatedResponse:
         await self._finish_stream(emit, send, output)
 
     async def _finish_stream(self, emit: Any, send: Send, output: _Output) -> None:
-        completion = output.completion
-        total = completion.completion_tokens
-        usage_field = self._usage_field(output, total)
-        await emit(payloads.chunk(output.ids, {}, completion.finish_reason, usage_=usage_field))
-        if self.job.request.include_usage and self.job.stream_usage != "never":
-            await emit(payloads.chunk(output.ids, None, usage_=output.usage()))
+        completion, dialect = output.completion, output.dialect
+        usage_field = self._usage_field(output, output.total_tokens)
+        last = [payloads.chunk(output.ids, {}, completion.finish_reason, usage_=usage_field)]
+        if self._wants_final_usage(dialect):
+            last.append(payloads.chunk(output.ids, None, usage_=output.usage()))
+        if dialect.timings:  # llama-server: on the last chunk, asked or not
+            last[-1]["timings"] = timings_payload(output.counts())
+        for chunk in last:
+            await emit(chunk)
         await send({"type": "http.response.body", "body": payloads.SSE_DONE, "more_body": False})
         self._finished(output)
 

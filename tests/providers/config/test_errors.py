@@ -203,7 +203,10 @@ BAD_CONFIGS = [
     pytest.param(
         ENDPOINT + "tokenizer = 'gpt2'\n",
         {},
-        ["key 'endpoints[0] (a).tokenizer'", "'o200k_base', 'o200k_harmony' or 'cl100k_base'"],
+        [
+            "key 'endpoints[0] (a).tokenizer'",
+            "'o200k_base', 'o200k_harmony', 'cl100k_base', 'gpt-oss'",
+        ],
         id="bad-encoding-name",
     ),
     pytest.param(
