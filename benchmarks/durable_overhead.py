@@ -10,8 +10,9 @@ alternate between the engines so machine noise hits both alike.
 
     python benchmarks/durable_overhead.py --queries 5
 
-Reports the median wall time per query and the ratio, for a 3-agent pipeline
-and research_chat (planner -> 12 specialists in parallel -> synthesizer).
+Reports the median wall time per query, the overhead (Temporal minus in process)
+and the ratio, for a 3-agent pipeline and research_chat (planner -> 12
+specialists in parallel -> synthesizer).
 Needs the ``temporal`` and ``postgres`` extras and PostgreSQL on 127.0.0.1:5432.
 """
 
@@ -134,12 +135,17 @@ async def measure(app: App, layer, checkpointer, client, queries: int) -> tuple[
 
 async def main(queries: int) -> None:
     console = Console()
-    with temporal_dev_server() as address, fresh_schema() as url, run_simulator() as sim:
+    with (
+        temporal_dev_server() as address,
+        fresh_schema() as url,
+        run_simulator(time_scale=0.0) as sim,
+    ):
         ledger = Ledger.open(url)
         layer = ProviderLayer(simulator_config(sim, env={}), ledger, env={})
         client = await Client.connect(address)
         table = Table(title=f"per-query wall time, median of {queries} (sim time scale 0)")
-        for column in ("app", "model calls", "in process ms", "temporal ms", "ratio"):
+        columns = ("app", "model calls", "in process ms", "temporal ms", "overhead ms", "ratio")
+        for column in columns:
             table.add_column(column, justify="right")
         try:
             async with open_checkpointer(url) as checkpointer:
@@ -156,6 +162,7 @@ async def main(queries: int) -> None:
                         str(len(probe.calls)),
                         f"{local * 1000:.0f}",
                         f"{durable * 1000:.0f}",
+                        f"{(durable - local) * 1000:.0f}",
                         f"{durable / local:.1f}x",
                     )
         finally:

@@ -6,6 +6,11 @@ Ctrl-C during a turn cancels that turn (its calls are recorded as cancelled);
 Ctrl-C at the prompt, Ctrl-D or ``/quit`` leaves. SIGTERM (``docker stop``,
 systemd, Kubernetes) cancels the running turn the same way, then leaves with
 exit code 143 (128 + SIGTERM, see ``cli/signals.py``).
+
+With ``--engine temporal`` each turn is a query workflow on ``spendgraph
+worker`` processes (the thread's checkpoints and the ledger are the workers'),
+its tokens streamed from Redis (``--redis``) as they publish them. Ctrl-C then
+only stops watching: the turn is durable, finishes on the workers, and is recorded.
 """
 
 from __future__ import annotations
@@ -14,11 +19,12 @@ import asyncio
 import os
 import sys
 import uuid
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, AsyncExitStack, ExitStack, nullcontext
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -42,13 +48,25 @@ from spendgraph.cli.run import (
     ThreadOption,
     UserOption,
 )
-from spendgraph.cli.runtime import Session, Target, open_session, require_tiers
+from spendgraph.cli.runtime import Target, open_session, require_tiers
+from spendgraph.cli.serve_temporal import TemporalServe
 from spendgraph.cli.signals import Shutdown, Terminated
 from spendgraph.cli.spend_view import money
-from spendgraph.graph import RunFinished, RunStarted, stream_graph, with_checkpointer
+from spendgraph.cli.worker import (
+    AddressOption,
+    EngineOption,
+    NamespaceOption,
+    RedisOption,
+    TaskQueueOption,
+    check_engine,
+    exit_now,
+    exiting_at_once,
+)
+from spendgraph.graph import RunFinished, RunOptions, RunStarted, stream_graph, with_checkpointer
 from spendgraph.graph.app import App
 from spendgraph.graph.events import BudgetExhausted
 from spendgraph.providers.config import CONFIG_ENV, DEFAULT_CONFIG_NAME
+from spendgraph.providers.ledger import Ledger
 from spendgraph.providers.spend import Spend
 
 HELP = """commands:
@@ -85,16 +103,27 @@ def chat(
     no_budget: NoBudgetOption = False,
     thread: ThreadOption = None,
     user: UserOption = None,
+    engine: EngineOption = "inprocess",
+    address: AddressOption = "127.0.0.1:7233",
+    task_queue: TaskQueueOption = "spendgraph",
+    namespace: NamespaceOption = "default",
+    redis: RedisOption = None,
 ) -> None:
     """Chat with an app; every message is one query, and you see what it spent."""
     out = Output()
-    with handled_errors(out):
+    with exiting_at_once(engine), handled_errors(out):
         app = load_app(app_name)
         target = Target(config=config, sim=sim, sim_time_scale=sim_time_scale, ledger=ledger)
+        durable = None
+        if check_engine(engine) == "temporal":  # the turns run on the workers
+            durable = TemporalServe(address, namespace, task_queue, redis)
         talk = Conversation(
             app, thread or uuid.uuid4().hex, budget_usd, budget_tokens, user, no_budget
         )
-        code = ChatLoop(out, talk, interactive=sys.stdin.isatty()).run(target)
+        loop = ChatLoop(out, talk, interactive=sys.stdin.isatty(), durable=durable)
+        code = loop.run(target)
+        if durable is not None:
+            exit_now(code)
         if code:
             raise typer.Exit(code)
 
@@ -102,11 +131,22 @@ def chat(
 class ChatLoop:
     """Reads messages, runs each as a query on one event loop, renders the result."""
 
-    def __init__(self, out: Output, talk: Conversation, *, interactive: bool):
+    def __init__(
+        self,
+        out: Output,
+        talk: Conversation,
+        *,
+        interactive: bool,
+        durable: TemporalServe | None = None,
+    ):
+        """``durable``: run the turns as workflows on Temporal workers (else in process)."""
         self.out = out
         self.talk = talk
         self.interactive = interactive
-        self.session: Session | None = None
+        self.durable = durable
+        self.ledger: Ledger | None = None
+        self.endpoints_label = ""
+        self._events: Callable[[str, RunOptions], AsyncIterator[Any]] | None = None
         self.shutdown = Shutdown()
 
     def run(self, target: Target) -> int:
@@ -114,10 +154,9 @@ class ChatLoop:
         with self.shutdown, ExitStack() as stack, asyncio.Runner() as runner:
             astack = AsyncExitStack()
             try:
-                opening = open_session(stack, astack, target)
+                opening = self._open(stack, astack, target)
                 with self._starting(target):
-                    self.session = runner.run(self.shutdown.guard(opening))
-                require_tiers(self.session.layer.config, self.talk.app.tiers, self.talk.app.name)
+                    runner.run(self.shutdown.guard(opening))
                 self._greet()
                 self._loop(runner)
             except asyncio.CancelledError:
@@ -132,11 +171,33 @@ class ChatLoop:
         )
         return self.shutdown.exit_code
 
+    async def _open(self, stack: ExitStack, astack: AsyncExitStack, target: Target) -> None:
+        """What the turns run on: a provider layer here, or the workers of a task queue."""
+        app = self.talk.app
+        if self.durable is not None:
+            self.ledger = stack.enter_context(Ledger.open(durable_ledger_url(target)))
+            self._events = await durable_events(self.durable, app, self.talk)
+            self.endpoints_label = f"Temporal {self.durable.address} ({self.durable.task_queue})"
+            return
+        session = await open_session(stack, astack, target)
+        require_tiers(session.layer.config, app.tiers, app.name)
+        self.ledger, self.endpoints_label = session.layer.ledger, session.endpoints_label
+
+        def events(text: str, options: RunOptions) -> AsyncIterator[Any]:
+            graph = with_checkpointer(app.build(), session.checkpointer_for(app))
+            return stream_graph(
+                graph, session.layer, text, thread_id=self.talk.thread_id, options=options
+            )
+
+        self._events = events
+
     def _starting(self, target: Target) -> AbstractContextManager[object]:
         """A spinner while the endpoints start (loading the embedded model takes seconds)."""
         if not self.interactive:
             return nullcontext()
-        if target.sim:
+        if self.durable is not None:
+            what = f"connecting to Temporal at {self.durable.address}"
+        elif target.sim:
             what = "starting the fleet simulator"
         elif target.config or os.environ.get(CONFIG_ENV) or Path(DEFAULT_CONFIG_NAME).exists():
             what = "opening the endpoints and the ledger"
@@ -147,7 +208,7 @@ class ChatLoop:
     def _greet(self) -> None:
         if self.interactive:
             self.out.print(
-                f"[bold]{self.talk.app.name}[/] on {self.session.endpoints_label} · "
+                f"[bold]{self.talk.app.name}[/] on {self.endpoints_label} · "
                 f"thread {self.talk.thread_id[:8]} · /help for commands",
                 highlight=False,
             )
@@ -164,11 +225,17 @@ class ChatLoop:
             try:
                 runner.run(self.shutdown.guard(self._turn(text)))
             except KeyboardInterrupt:
-                self.out.print("[yellow]turn cancelled[/] (its calls are recorded as cancelled)")
+                self._cancelled()
             except asyncio.CancelledError:
                 if self.shutdown.signum is None:
                     raise
-                self.out.print("[yellow]turn cancelled[/] (its calls are recorded as cancelled)")
+                self._cancelled()
+
+    def _cancelled(self) -> None:
+        if self.durable is not None:  # a workflow is not this process's to cancel
+            self.out.print("[yellow]turn left[/] (it finishes on the workers, and is recorded)")
+        else:
+            self.out.print("[yellow]turn cancelled[/] (its calls are recorded as cancelled)")
 
     def _read(self) -> str | None:
         try:
@@ -183,15 +250,14 @@ class ChatLoop:
             return None
 
     async def _turn(self, text: str) -> None:
-        session, talk = self.session, self.talk
-        graph = with_checkpointer(talk.app.build(), session.checkpointer_for(talk.app))
+        talk = self.talk
         options = talk.app.run_options(
             budget_usd=talk.budget_usd,
             budget_tokens=talk.budget_tokens,
             user=talk.user,
             clear_budget=talk.no_budget,
         )
-        events = stream_graph(graph, session.layer, text, thread_id=talk.thread_id, options=options)
+        events = self._events(text, options)
         result, refusal = None, None
         with LiveTurn(self.out) if self.interactive else nullcontext() as live:
             async for event in events:
@@ -203,8 +269,14 @@ class ChatLoop:
                     refusal = refusal or event.message
                 if live is not None:
                     live.event(event)
-        await asyncio.to_thread(session.layer.ledger.flush)
-        records = session.layer.ledger.calls_for_query(result.query_id)
+        await asyncio.to_thread(self.ledger.flush)
+        records = self.ledger.calls_for_query(result.query_id)
+        if not records and result.calls:  # the workers recorded the turn somewhere else
+            self.out.error(
+                f"the ledger {self.ledger.url} has no rows of query {result.query_id}: "
+                "pass the workers' ledger with --ledger (shown: the workflow's own record)"
+            )
+            records = list(result.calls)
         if self.interactive:
             show_turn(self.out, result, records, refusal)
         else:
@@ -242,7 +314,7 @@ class ChatLoop:
 
     def _show_spend(self) -> None:
         """This session's queries (cancelled ones too) and their totals, from the ledger."""
-        ledger = self.session.layer.ledger
+        ledger = self.ledger
         ledger.flush()
         table = Table(title="this session's queries")
         for column in ("query", "thread", "status", "calls", "tokens", "cost"):
@@ -263,3 +335,26 @@ class ChatLoop:
             f"session: {len(summaries)} queries, {fmt.calls(whole)} calls, {money(whole)}",
             highlight=False,
         )
+
+
+def durable_ledger_url(target: Target) -> str:
+    """The ledger the workers write (``--ledger``, or the config's ``[ledger]``)."""
+    from spendgraph.cli.options import ledger_for_command
+
+    return ledger_for_command(target.ledger, target.config).url
+
+
+async def durable_events(durable: TemporalServe, app: App, talk: Conversation):
+    """Each turn as a workflow on the workers of ``durable``'s task queue, its tokens
+    streamed from Redis (with ``--redis``) as the workers publish them."""
+    from spendgraph.durable.client import query_events, query_spec
+    from spendgraph.durable.worker import TemporalTarget, connect
+
+    target = TemporalTarget(durable.address, durable.namespace, durable.task_queue)
+    client = await connect(target)
+
+    def events(text: str, options: RunOptions) -> AsyncIterator[Any]:
+        spec = query_spec(app.name, text, options, thread_id=talk.thread_id)
+        return query_events(client, spec, durable.task_queue, durable.redis)
+
+    return events

@@ -39,6 +39,7 @@ from spendgraph.cli.worker import (
     TaskQueueOption,
     check_engine,
     exit_now,
+    exiting_at_once,
 )
 from spendgraph.graph import (
     BudgetExhausted,
@@ -96,7 +97,7 @@ def run(
 ) -> None:
     """Run one query through an app and print its answer and what it spent."""
     out = Output(json_mode=as_json)
-    with handled_errors(out):
+    with exiting_at_once(engine), handled_errors(out):
         app = load_app(app_name)
         if text is None:
             samples = "\n".join(f"  {s}" for s in app.samples) or "  (none)"

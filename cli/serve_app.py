@@ -7,6 +7,8 @@ thread checkpointer from the same :class:`ServeSpec` (passed in the
 environment, since uvicorn's workers are fresh interpreters). SIGTERM and
 Ctrl-C drain: no new requests, in-flight ones get ``--drain-s`` seconds, then
 the rest are cancelled (their calls recorded as cancelled) and the ledger is flushed.
+With ``--engine temporal`` the queries run as workflows on ``spendgraph worker``
+processes instead (see ``cli/serve_temporal.py``); the HTTP side is the same.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ from spendgraph.cli.console import Output
 from spendgraph.cli.options import CommandError, ConfigOption, LedgerOption, handled_errors
 from spendgraph.cli.run import SimOption, SimScaleOption
 from spendgraph.cli.runtime import Target, open_session, require_tiers, resolve_config
+from spendgraph.cli.serve_temporal import TemporalServe, check_reachable, open_engines
+from spendgraph.cli.worker import (
+    AddressOption,
+    EngineOption,
+    NamespaceOption,
+    RedisOption,
+    TaskQueueOption,
+    check_engine,
+    exiting_at_once,
+)
 from spendgraph.graph import with_checkpointer
 from spendgraph.providers.config import CONFIG_ENV
 from spendgraph.providers.ledger import Ledger, redact_url, resolve_ledger_url
@@ -47,6 +59,8 @@ class ServeSpec:
     sim: bool = False
     sim_url: str | None = None
     require_keys: bool = True
+    # Set: queries run as workflows on Temporal workers (see cli/serve_temporal.py).
+    temporal: TemporalServe | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -54,7 +68,9 @@ class ServeSpec:
     @classmethod
     def from_json(cls, text: str) -> ServeSpec:
         data = json.loads(text)
-        return cls(**{**data, "apps": tuple(data["apps"])})
+        temporal = data.get("temporal")
+        temporal = TemporalServe(**temporal) if temporal else None
+        return cls(**{**data, "apps": tuple(data["apps"]), "temporal": temporal})
 
     def target(self) -> Target:
         config = Path(self.config) if self.config else None
@@ -78,9 +94,13 @@ async def open_backend(spec: ServeSpec) -> AsyncIterator:
     with ExitStack() as stack:
         async with AsyncExitStack() as astack:
             session = await open_session(stack, astack, spec.target())
+            engines = await open_engines(spec.temporal, apps) if spec.temporal else {}
             served = {}
             for app in apps:
                 require_tiers(session.layer.config, app.tiers, app.name)
+                if app.name in engines:  # its graph runs on the workers
+                    served[app.name] = ServedApp(app, engine=engines[app.name])
+                    continue
                 graph = with_checkpointer(app.build(), session.checkpointer_for(app))
                 served[app.name] = ServedApp(app, graph)
             yield Backend(session.layer, served)
@@ -103,12 +123,23 @@ def serve_app(
     drain_s: Annotated[
         float, typer.Option(min=0, help="On SIGTERM/Ctrl-C, seconds in-flight requests may finish.")
     ] = 20.0,
+    engine: EngineOption = "inprocess",
+    address: AddressOption = "127.0.0.1:7233",
+    task_queue: TaskQueueOption = "spendgraph",
+    namespace: NamespaceOption = "default",
+    redis: RedisOption = None,
 ) -> None:
     """Serve apps as an OpenAI-compatible API: POST /v1/chat/completions with model=APP."""
     out = Output()
-    with handled_errors(out), ExitStack() as stack:
+    with exiting_at_once(engine), handled_errors(out), ExitStack() as stack:
         target = Target(config=config, sim=sim, sim_time_scale=sim_time_scale, ledger=ledger)
+        temporal = None
+        if check_engine(engine) == "temporal":
+            temporal = TemporalServe(address, namespace, task_queue, redis)
+        if temporal is not None:
+            _check_durable(target, temporal)
         spec = _checked_spec(stack, apps, target, host, workers, no_keys)
+        spec = replace(spec, temporal=temporal)
         _announce(out, spec, host, port, workers)
         _run_uvicorn(stack, spec, host, port, workers, drain_s)
 
@@ -145,6 +176,17 @@ def _checked_spec(
         )
     config = str(target.config) if target.config else None
     return ServeSpec(tuple(apps), config, url, target.sim, sim_url, not no_keys)
+
+
+def _check_durable(target: Target, temporal: TemporalServe) -> None:
+    """Durable serving needs endpoints named in config (not the embedded model of this
+    process) and a Temporal server (and Redis, if given) that answer."""
+    if not target.sim and target.config is None and not os.environ.get(CONFIG_ENV):
+        raise CommandError(
+            "--engine temporal needs --config or --sim (the endpoints the workers use), "
+            "and the ledger the workers share (--ledger)"
+        )
+    check_reachable(temporal)
 
 
 def _announce(out: Output, spec: ServeSpec, host: str, port: int, workers: int) -> None:

@@ -14,7 +14,8 @@ import asyncio
 import os
 import signal
 import sys
-from contextlib import AsyncExitStack, ExitStack
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, ExitStack, contextmanager
 from typing import Annotated
 
 import typer
@@ -46,6 +47,14 @@ TaskQueueOption = Annotated[
     ),
 ]
 NamespaceOption = Annotated[str, typer.Option("--namespace", help="Temporal namespace.")]
+RedisOption = Annotated[
+    str | None,
+    typer.Option(
+        "--redis",
+        envvar="SPENDGRAPH_REDIS_URL",
+        help="Redis URL: token deltas of durable queries (workers publish, callers stream).",
+    ),
+]
 
 
 def check_engine(engine: str) -> str:
@@ -74,8 +83,23 @@ def exit_now(code: int) -> None:
     os._exit(code)
 
 
+@contextmanager
+def exiting_at_once(engine: str) -> Iterator[None]:
+    """With the Temporal engine, a command's exit skips interpreter teardown (see
+    :func:`exit_now`), on an error too: a failed connect can crash it as well."""
+    try:
+        yield
+    except typer.Exit as exc:
+        if engine == "temporal":
+            exit_now(exc.exit_code)
+        raise
+
+
 def worker(
-    app_name: Annotated[str, typer.Argument(metavar="APP", help="An example's name or a folder.")],
+    app_names: Annotated[
+        list[str],
+        typer.Argument(metavar="APP...", help="Example names or folders (one task queue each)."),
+    ],
     engine: EngineOption = "temporal",
     address: AddressOption = "127.0.0.1:7233",
     task_queue: TaskQueueOption = "spendgraph",
@@ -84,28 +108,21 @@ def worker(
     sim_time_scale: Annotated[float, typer.Option("--sim-time-scale", min=0.0)] = 0.0,
     config: ConfigOption = None,
     ledger: LedgerOption = None,
-    redis: Annotated[
-        str | None,
-        typer.Option(
-            "--redis",
-            envvar="SPENDGRAPH_REDIS_URL",
-            help="Redis URL: stream model calls, publishing token deltas per query.",
-        ),
-    ] = None,
+    redis: RedisOption = None,
 ) -> None:
     """Run a worker for APP's durable queries until stopped."""
     out = Output()
-    with handled_errors(out):
+    with exiting_at_once(engine), handled_errors(out):
         if check_engine(engine) != "temporal":
             raise CommandError("a worker serves --engine temporal (in-process runs need none)")
         from spendgraph.durable.worker import TemporalTarget
 
-        app = load_app(app_name)
+        apps = [load_app(name) for name in app_names]
         target = Target(config=config, sim=sim, sim_time_scale=sim_time_scale, ledger=ledger)
         temporal = TemporalTarget(address=address, namespace=namespace, task_queue=task_queue)
         with Shutdown((signal.SIGINT, signal.SIGTERM)) as shutdown:
             try:
-                asyncio.run(shutdown.guard(_serve(app, target, temporal, redis, out)))
+                asyncio.run(shutdown.guard(_serve(apps, target, temporal, redis, out)))
             except asyncio.CancelledError:
                 if shutdown.signum is None:
                     raise
@@ -113,7 +130,7 @@ def worker(
     exit_now(0)
 
 
-async def _serve(app: App, target: Target, temporal, redis: str | None, out: Output) -> None:
+async def _serve(apps: list[App], target: Target, temporal, redis, out: Output) -> None:
     from spendgraph.durable.activities import QueryActivities
     from spendgraph.durable.stream import DeltaPublisher
     from spendgraph.durable.worker import connect, run_worker
@@ -121,16 +138,18 @@ async def _serve(app: App, target: Target, temporal, redis: str | None, out: Out
     with ExitStack() as stack:
         async with AsyncExitStack() as astack:
             session = await open_session(stack, astack, target)
-            require_tiers(session.layer.config, app.tiers, app.name)
+            for app in apps:
+                require_tiers(session.layer.config, app.tiers, app.name)
             client = await connect(temporal)
             publisher = DeltaPublisher(redis) if redis else None
             if publisher is not None:
                 astack.push_async_callback(publisher.aclose)
-            activities = QueryActivities(session.layer, app, session.checkpointer, publisher)
+            activities = QueryActivities(session.layer, apps, session.checkpointer, publisher)
 
             def ready() -> None:
+                names = ", ".join(activities.apps)
                 out.errors.print(
-                    f"worker {os.getpid()} serving {app.name} on {temporal.address} "
+                    f"worker {os.getpid()} serving {names} on {temporal.address} "
                     f"(task queue {temporal.task_queue})",
                     highlight=False,
                     markup=False,

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import logging
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from redis.exceptions import RedisError
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 
 from spendgraph.durable.codec import record_from_json
+from spendgraph.durable.layer import error_of
 from spendgraph.durable.names import WORKFLOW
 from spendgraph.durable.spec import QuerySpec
-from spendgraph.durable.stream import DeltaSubscription
-from spendgraph.graph import RunOptions, RunResult
+from spendgraph.durable.stream import DELTA, DONE, DeltaSubscription, run_event
+from spendgraph.graph import RunFinished, RunOptions, RunResult, RunStarted
+from spendgraph.graph.events import RunEvent
 from spendgraph.graph.state import AgentOutput
 from spendgraph.providers.errors import SpendgraphError
 from spendgraph.providers.ledger.records import QueryStatus, new_id
 from spendgraph.providers.spend import Spend
+
+log = logging.getLogger("spendgraph.durable")
+# How long the last events may take to arrive once the workflow has ended.
+_LAST_WORD_S = 5.0
 
 
 def query_spec(
@@ -59,8 +68,16 @@ async def run_query(client: Client, spec: QuerySpec, task_queue: str) -> RunResu
     try:
         outcome = await handle.result()
     except WorkflowFailureError as exc:
-        raise SpendgraphError(f"query {spec.query_id} failed: {exc.cause}") from exc
+        raise failure_of(spec, exc) from exc
     return run_result(outcome)
+
+
+def failure_of(spec: QuerySpec, exc: WorkflowFailureError) -> SpendgraphError:
+    """A failed workflow as the error the in-process run would have raised (by type)."""
+    cause = exc.cause
+    if isinstance(cause, ApplicationError):
+        return error_of(cause)
+    return SpendgraphError(f"query {spec.query_id} failed: {cause}")
 
 
 async def run_query_streaming(
@@ -89,6 +106,74 @@ async def run_query_streaming(
             pumping.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pumping
+
+
+async def query_events(
+    client: Client, spec: QuerySpec, task_queue: str, redis_url: str | None
+) -> AsyncIterator[RunEvent]:
+    """The query's run as the in-process engine's events: :class:`RunStarted`, then (with
+    ``redis_url``) the token deltas and agent events the workers publish, as they come,
+    and last :class:`RunFinished`; a failed query raises its error.
+
+    A delta of a call's earlier delivery (its worker died mid-stream) that arrives after
+    the retry began is dropped. Stopping the iteration early leaves the query running
+    on the workers: it is durable, and finishes (and is recorded) without the caller."""
+    yield RunStarted(spec.query_id, spec.thread_id)
+    async with contextlib.AsyncExitStack() as stack:
+        subscription = await _subscribed(stack, redis_url, spec.query_id)
+        handle = await start_query(client, spec, task_queue)
+        outcome = asyncio.ensure_future(_outcome(handle, spec))
+        stack.callback(outcome.cancel)
+        if subscription is not None:
+            async for event in _live(subscription, outcome):
+                yield event
+        yield RunFinished(await outcome)
+
+
+async def _subscribed(stack, redis_url: str | None, query_id: str) -> DeltaSubscription | None:
+    """The query's channel, subscribed before it starts; None without Redis (or with a
+    Redis that fails: the answer then comes whole, as the query ends)."""
+    if redis_url is None:
+        return None
+    subscription = DeltaSubscription(redis_url, query_id)
+    try:
+        return await stack.enter_async_context(subscription)
+    except (RedisError, OSError) as exc:
+        log.warning("query %s not streamed: Redis at %s failed (%s)", query_id, redis_url, exc)
+        return None
+
+
+async def _outcome(handle, spec: QuerySpec) -> RunResult:
+    try:
+        return run_result(await handle.result())
+    except WorkflowFailureError as exc:
+        raise failure_of(spec, exc) from exc
+
+
+async def _live(subscription: DeltaSubscription, outcome: asyncio.Future) -> AsyncIterator:
+    """The published events until the driver's ``done`` (or a short wait once the
+    workflow has ended: a driver that died never sent it)."""
+    latest: dict[str, int] = {}
+    messages = aiter(subscription.events())
+    while True:
+        receiving = asyncio.ensure_future(anext(messages, None))
+        await asyncio.wait({receiving, outcome}, return_when=asyncio.FIRST_COMPLETED)
+        if not receiving.done():
+            try:  # `done` was published before the driver returned: let it arrive
+                await asyncio.wait_for(receiving, timeout=_LAST_WORD_S)
+            except TimeoutError:
+                return
+        message = receiving.result()
+        if message is None or message.get("type") == DONE:
+            return
+        if message.get("type") == DELTA:
+            key, delivery = message["key"], message["delivery"]
+            if delivery < latest.get(key, 0):
+                continue
+            latest[key] = delivery
+        event = run_event(message)
+        if event is not None:
+            yield event
 
 
 def run_result(outcome: dict[str, Any]) -> RunResult:

@@ -15,14 +15,18 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from decimal import Decimal
 from typing import Any
 
 from openai.types.chat import ChatCompletionChunk
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from spendgraph.durable.codec import request_digest, request_to_json, result_from_json
+from spendgraph.durable.codec import (
+    record_from_json,
+    request_digest,
+    request_to_json,
+    result_from_json,
+)
 from spendgraph.durable.names import MODEL_CALL_UPDATE
 from spendgraph.durable.spec import QuerySpec
 from spendgraph.providers import errors
@@ -35,6 +39,7 @@ from spendgraph.providers.context import (
     query_context,
 )
 from spendgraph.providers.gateway import ProviderLayer
+from spendgraph.providers.ledger.records import CallRecord
 
 
 class WorkflowLayer:
@@ -80,17 +85,15 @@ class WorkflowLayer:
             "request": request_to_json(request),
             "agent_path": current_agent_path(),
             "node": current_node(),
-            "remaining": _remaining(self._spec, scope),
             "stream": stream,
         }
         try:
             data = await self._handle.execute_update(MODEL_CALL_UPDATE, args=[key, call])
         except WorkflowUpdateFailedError as exc:
+            _count(scope, failed_attempts(exc.cause))
             raise provider_error(exc.cause) from exc
         result = result_from_json(data)
-        if scope is not None:
-            for record in result.attempts:
-                scope.add(record)
+        _count(scope, result.attempts)
         return result
 
     def stream(self, request: ChatRequest) -> _WholeAnswer:
@@ -134,17 +137,20 @@ class _WholeAnswer:
         )
 
 
-def _remaining(spec: QuerySpec, scope: QueryScope | None) -> dict[str, Any]:
-    """What is left of the query's own budget before this call (the activity holds it)."""
-    spend = scope.spend if scope is not None else None
-    usd = spec.budget
-    if usd is not None and spend is not None:
-        usd = max(Decimal(0), usd - spend.known_cost)
-    tokens = spec.budget_tokens
-    if tokens is not None and spend is not None:
-        used = spend.input_uncached + spend.input_cached + spend.output
-        tokens = max(0, tokens - used)
-    return {"usd": None if usd is None else str(usd), "tokens": tokens}
+def _count(scope: QueryScope | None, records: tuple[CallRecord, ...]) -> None:
+    if scope is not None:
+        for record in records:
+            scope.add(record)
+
+
+def failed_attempts(cause: BaseException | None) -> tuple[CallRecord, ...]:
+    """The rows of a call that failed (budget refusals too), as its error carried them."""
+    if not isinstance(cause, ApplicationError):
+        return ()
+    for detail in cause.details:
+        if isinstance(detail, dict) and "attempts" in detail:
+            return tuple(record_from_json(r) for r in detail["attempts"])
+    return ()
 
 
 def provider_error(cause: BaseException | None) -> errors.ProviderError:
@@ -152,8 +158,34 @@ def provider_error(cause: BaseException | None) -> errors.ProviderError:
     a budget refusal stays :class:`BudgetExceeded`, so the graph wraps up gracefully."""
     if not isinstance(cause, ApplicationError):
         return errors.ProviderError(f"model call failed in the workflow: {cause}")
+    found = error_of(cause)
+    return found if isinstance(found, errors.ProviderError) else errors.ProviderError(str(found))
+
+
+# The error types that come back as themselves (their constructors take a message).
+_KNOWN = (
+    errors.BudgetExceeded,
+    errors.NoEndpointAvailable,
+    errors.ProviderError,
+    errors.LedgerError,
+    errors.SpendgraphError,
+)
+
+
+def error_type(exc: errors.SpendgraphError) -> str:
+    """The name an error travels under: its nearest class of the error tree
+    (:mod:`spendgraph.providers.errors`), which the other side can rebuild."""
+    for kind in type(exc).__mro__:
+        if getattr(errors, kind.__name__, None) is kind:
+            return kind.__name__
+    return errors.SpendgraphError.__name__
+
+
+def error_of(cause: ApplicationError) -> errors.SpendgraphError:
+    """The spendgraph error an activity's or workflow's failure stands for, by type name:
+    the nearest of the known types (a 502 stays a 502 at the front door)."""
     kind = getattr(errors, cause.type or "", None)
-    for known in (errors.BudgetExceeded, errors.NoEndpointAvailable):
+    for known in _KNOWN:
         if isinstance(kind, type) and issubclass(kind, known):
             return known(cause.message)
-    return errors.ProviderError(cause.message)
+    return errors.SpendgraphError(cause.message)

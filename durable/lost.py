@@ -6,8 +6,12 @@ call therefore records its attempts under a request id derived from the
 workflow, the activity and the delivery number (:func:`delivery_request_id`),
 and a later delivery looks up what the earlier ones left in the ledger:
 
-* an earlier delivery with an ``ok`` row finished (and was paid) but its answer
-  never reached the workflow: its rows are reported with the new delivery's;
+* an earlier delivery that finished signalled its outcome to the workflow once
+  its rows were committed (``call_answered``), before reporting back: the new
+  delivery returns that outcome and calls nothing (the call is paid once);
+* an earlier delivery with an ``ok`` row but no outcome died in the moment
+  between its call's end and that signal: it was paid, its answer is lost (the
+  ledger keeps no text), so the call runs again and both are reported;
 * one without: the attempt it was making never settled, so its row was never
   written; the new delivery writes it (:func:`lost_attempt`): status
   ``cancelled``, error kind ``worker_lost``, the prompt counted and the output

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -30,8 +31,17 @@ async def connect(target: TemporalTarget) -> Client:
         return await Client.connect(target.address, namespace=target.namespace)
     except RuntimeError as exc:  # the SDK's core reports connection failures so
         raise ConfigError(
-            f"cannot reach the Temporal server at {target.address} (--address): {exc}"
+            f"cannot reach the Temporal server at {target.address} (--address): {_reason(exc)}"
         ) from exc
+
+
+def _reason(exc: RuntimeError) -> str:
+    """The gist of the core's connection error (its text is a nested Rust debug dump)."""
+    text = str(exc)
+    match = re.search(r'(?:message|error): "([^"]+)"', text)
+    if match:
+        return match.group(1).lower()
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 async def run_worker(
@@ -51,7 +61,10 @@ async def run_worker(
         activities=activities.all(),
         max_concurrent_activities=max_concurrent_activities,
     )
-    async with worker:
-        if ready is not None:
-            ready()
-        await stop.wait()
+    try:
+        async with worker:
+            if ready is not None:
+                ready()
+            await stop.wait()
+    finally:
+        await activities.aclose()

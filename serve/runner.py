@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from langgraph.graph.state import CompiledStateGraph
 from spendgraph.agents.events import TokenDelta
 from spendgraph.graph.app import App
 from spendgraph.graph.events import BudgetExhausted, RunFinished, RunStarted
-from spendgraph.graph.run import RunResult, stream_graph
+from spendgraph.graph.run import RunOptions, RunResult, stream_graph
 from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.ledger.records import QueryStatus
 from spendgraph.serve.metrics import ServeMetrics
@@ -41,12 +41,26 @@ class Caller:
     user: str = ""
 
 
+# Runs one query somewhere else (on durable workers): (text, thread id, options) -> its
+# events, as ``stream_graph`` yields them, ending with RunFinished.
+QueryEngine = Callable[[str, str, RunOptions], AsyncIterator[Any]]
+
+
 @dataclass(frozen=True, slots=True)
 class ServedApp:
-    """An app as the front door runs it: its graph compiled with the worker's checkpointer."""
+    """An app as the front door runs it: its graph compiled with the worker's checkpointer,
+    or (``engine``) the queries run elsewhere, e.g. as Temporal workflows."""
 
     app: App
-    graph: CompiledStateGraph
+    graph: CompiledStateGraph | None = None
+    engine: QueryEngine | None = None
+
+    def events(self, layer: ProviderLayer, text: str, thread_id: str, options: RunOptions):
+        """The run's events: on its engine, or the graph in this process."""
+        if self.engine is not None:
+            return self.engine(text, thread_id, options)
+        assert self.graph is not None
+        return stream_graph(self.graph, layer, text, thread_id=thread_id, options=options)
 
 
 class QueryRefused(Exception):
@@ -108,13 +122,8 @@ class QueryRun:
     async def _events(self) -> AsyncIterator[Any]:
         app = self.served.app.name
         with self._metrics.in_flight(app):
-            async for event in stream_graph(
-                self.served.graph,
-                self._layer,
-                self.request.text,
-                thread_id=self._thread,
-                options=self._options,
-            ):
+            events = self.served.events(self._layer, self.request.text, self._thread, self._options)
+            async for event in events:
                 if isinstance(event, RunStarted):
                     self.query_id = event.query_id
                     self.thread_id = client_thread(self.caller, event.thread_id)

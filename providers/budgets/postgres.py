@@ -202,6 +202,15 @@ class PostgresBudgetStore:
         params = {"attempt_id": hold.request.attempt_id, "now": self._clock()}
         await asyncio.to_thread(self._run, "releasing a hold", sql.RELEASE, params)
 
+    async def forget(self, key: ScopeKey) -> bool:
+        """Drop ``key``'s account once its scope is over (a closed query) if nothing is held
+        against it (one statement; a reserve racing it would seed the account anew)."""
+        return await asyncio.to_thread(self._forget, account_key(key))
+
+    def _forget(self, key: str) -> bool:
+        with self._connection("dropping an account") as conn:
+            return self._execute(conn, sql.FORGET, {"key": key}).rowcount > 0
+
     async def reconcile(self) -> Reconciled:
         """Settle or release every expired hold now (what ``budgets reconcile`` runs)."""
         return await asyncio.to_thread(self._reconcile, None)

@@ -219,6 +219,9 @@ SELECT (SELECT count(*) FROM stray) AS found,
 
 # Released holds are kept a while (a late settle of one still counts its
 # cost), then dropped.
+# An account whose scope is over (a closed query), dropped unless something is held.
+FORGET = text("DELETE FROM budget_account WHERE key = :key AND held_usd = 0 AND held_tokens = 0")
+
 PRUNE = text("DELETE FROM budget_hold WHERE state <> 'held' AND expires_at < :before")
 
 ACCOUNT = text(

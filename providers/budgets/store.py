@@ -115,6 +115,11 @@ class BudgetStore(Protocol):
 
     async def release(self, hold: Hold) -> None: ...
 
+    async def forget(self, key: ScopeKey) -> bool:
+        """Drop ``key``'s account once its scope is over (a closed query), unless a hold
+        still counts against it; whether it was dropped."""
+        ...
+
     async def aclose(self) -> None:
         """Release what the store holds open (connections); holds stay where they are."""
 
@@ -192,6 +197,14 @@ class InMemoryBudgetStore:
     async def release(self, hold: Hold) -> None:
         with self._lock:
             self._unhold(hold)
+
+    async def forget(self, key: ScopeKey) -> bool:
+        with self._lock:
+            account = self._accounts.get(key)
+            if account is None or account.held_usd or account.held_tokens:
+                return False
+            del self._accounts[key]
+            return True
 
     async def aclose(self) -> None:
         """Nothing to close: the holds live and die with this process."""

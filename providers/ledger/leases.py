@@ -45,6 +45,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Update,
+    case,
     func,
     literal,
     null,
@@ -180,6 +181,37 @@ def mark_stale_interrupted(target: Engine | Connection, now: datetime | None = N
         return []
     with target.execution_options(**{WRITE_OPTION: True}).begin() as conn:
         return list(conn.execute(_sweep_statement(conn, now)).scalars())
+
+
+def adopt_statement(
+    conn_or_engine: Connection | Engine, query_id: str, owner: str, lease: LeaseOptions
+) -> Update:
+    """One UPDATE making ``owner`` the live owner of a query another process began.
+
+    A durable query moves between workers: the one that opened it may die while
+    the query goes on elsewhere. The process now driving it takes the lease over,
+    so the query (and the budget holds it keeps) is not swept as abandoned; a query
+    a sweep already marked ``interrupted`` is running again. A closed query is
+    left as it is (the UPDATE matches nothing).
+    """
+    now = _now(conn_or_engine)
+    interrupted = QUERY.c.status == QueryStatus.INTERRUPTED.value
+    return (
+        update(QUERY)
+        .where(
+            QUERY.c.id == query_id,
+            QUERY.c.status.in_([QueryStatus.RUNNING.value, QueryStatus.INTERRUPTED.value]),
+        )
+        .values(
+            owner=owner,
+            status=QueryStatus.RUNNING.value,
+            heartbeat_at=now,
+            lease_expires_at=now + lease.duration,
+            # What the sweep wrote is no longer true once the query runs again.
+            finished_at=case((interrupted, null()), else_=QUERY.c.finished_at),
+            error=case((interrupted, null()), else_=QUERY.c.error),
+        )
+    )
 
 
 class LeaseRenewer:

@@ -3,6 +3,7 @@ a PostgreSQL schema per test, and worker processes that are always stopped."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,3 +116,42 @@ def processes() -> Iterator[list[subprocess.Popen]]:
     finally:
         for proc in started:
             stop(proc)
+
+
+@pytest.fixture
+def worker_for(temporal_server):
+    """``async with worker_for(layer, apps, checkpointer, publisher) as queue``: a worker
+    in this process, on a task queue of its own (or ``queue``), stopped when the block ends."""
+    from temporalio.client import Client
+
+    from spendgraph.durable.activities import QueryActivities
+    from spendgraph.durable.worker import TemporalTarget, run_worker
+
+    @contextlib.asynccontextmanager
+    async def start(layer, apps, checkpointer, publisher=None, queue=None):
+        client = await Client.connect(temporal_server)
+        queue = queue or f"w-{uuid.uuid4().hex[:8]}"
+        target = TemporalTarget(address=temporal_server, task_queue=queue)
+        stop, ready = asyncio.Event(), asyncio.Event()
+        activities = QueryActivities(layer, apps, checkpointer, publisher)
+        task = asyncio.create_task(run_worker(client, activities, target, stop, ready=ready.set))
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            waiting.cancel()
+            task.result()  # raises what stopped the worker
+        try:
+            yield target.task_queue
+        finally:
+            stop.set()
+            await task
+
+    return start
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """Redis on loopback (where durable queries stream their tokens), or a skip."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", 6379), 1):
+        return "redis://127.0.0.1:6379/0"
+    pytest.skip("no Redis on 127.0.0.1:6379 (streaming of durable queries needs it)")

@@ -19,16 +19,20 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client
 
+from spendgraph.durable.activities import KILL_AFTER_ANSWER_ENV
 from spendgraph.durable.codec import request_digest, request_from_json
 from spendgraph.durable.lost import WORKER_LOST, delivery_request_id
 from spendgraph.durable.names import DRIVE_GRAPH, MODEL_CALL
+from spendgraph.durable.workflow import MAX_DELIVERIES
 from spendgraph.providers.ledger import Ledger
 from spendgraph.providers.ledger.records import CallStatus
 from spendgraph.providers.spend import Spend
@@ -46,13 +50,14 @@ def slow_sim():
         yield running
 
 
-def start_worker(processes, log: Path, *args: str) -> subprocess.Popen:
+def start_worker(processes, log: Path, *args: str, env=None) -> subprocess.Popen:
     with log.open("wb") as sink:
         proc = subprocess.Popen(
             [*CLI, "worker", "--engine", "temporal", "research_chat", *args],
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
         )
     processes.append(proc)
     return proc
@@ -91,47 +96,86 @@ async def running_query(client: Client, queue: str) -> str:
 
 async def worker_in_a_call(client: Client, query_id: str, ledger: Ledger):
     """Once at least two calls have finished: the pid of the worker driving the graph,
-    while it is also making a model call (so both kinds of activity are cut)."""
+    while it is also making a model call (so both kinds of activity are cut); the calls
+    that had finished; and how many model calls that worker was making."""
     handle = client.get_workflow_handle(query_id)
     async with asyncio.timeout(120):
         return await _driver_in_a_call(handle, query_id, ledger)
 
 
+# A call started this recently is still far from its end when the kill lands (one about
+# to finish could send its outcome first: then nothing is cut). Preferred for 20 s.
+YOUNG_S = 0.15
+
+
 async def _driver_in_a_call(handle, query_id: str, ledger: Ledger):
+    picky_until = time.monotonic() + 20
     while True:
         finished = [r for r in ledger.calls_for_query(query_id) if r.status is CallStatus.OK]
         if len(finished) >= 2:
             described = await handle.describe()
-            running: dict[str, set[str]] = {}
+            drivers, calls = set(), {}
             for pending in described.raw_description.pending_activities:
-                if pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
-                    kinds = running.setdefault(pending.last_worker_identity, set())
-                    kinds.add(pending.activity_type.name)
-            for identity, kinds in running.items():
-                if {DRIVE_GRAPH, MODEL_CALL} <= kinds:
-                    return int(identity.split("@")[0]), finished
-        await asyncio.sleep(0.1)
+                if pending.state != PendingActivityState.PENDING_ACTIVITY_STATE_STARTED:
+                    continue
+                worker = pending.last_worker_identity
+                if pending.activity_type.name == DRIVE_GRAPH:
+                    drivers.add(worker)
+                elif pending.activity_type.name == MODEL_CALL:
+                    request_id = delivery_request_id(query_id, pending.activity_id, pending.attempt)
+                    started = pending.last_started_time.ToDatetime(UTC)
+                    young = (datetime.now(UTC) - started).total_seconds() < YOUNG_S
+                    calls.setdefault(worker, []).append((request_id, young))
+            # Read after the describe: a call with no row yet is still being made.
+            recorded = {r.request_id for r in ledger.calls_for_query(query_id)}
+            picky = time.monotonic() < picky_until
+            for worker in drivers:
+                making = calls.get(worker, [])
+                cut = [r for r, young in making if r not in recorded and (young or not picky)]
+                if cut:
+                    return int(worker.split("@")[0]), finished, len(making)
+        await asyncio.sleep(0.05)
 
 
-async def final_deliveries(client: Client, query_id: str) -> tuple[set[str], list[str]]:
-    """The request ids of each model-call activity's last delivery (the one that answered),
-    and the digest of every request a model-call activity was scheduled for."""
+async def finished_run(run, client: Client, query_id: str, logs: list[Path]):
+    """The run's output once it ends; if it never does, what the query was waiting for."""
+    try:
+        return await asyncio.to_thread(run.communicate, timeout=240)
+    except subprocess.TimeoutExpired:
+        described = await client.get_workflow_handle(query_id).describe()
+        pending = [
+            (p.activity_type.name, p.attempt, p.state, p.last_failure.message)
+            for p in described.raw_description.pending_activities
+        ]
+        tails = "\n".join(log.read_text(errors="replace")[-3000:] for log in logs)
+        pytest.fail(f"query {query_id} did not finish; pending: {pending}\n{tails}")
+
+
+async def deliveries_of(client: Client, query_id: str) -> tuple[dict[str, list[str]], list[str]]:
+    """The request ids each model-call activity's deliveries recorded under (up to its last;
+    all it may have had when the workflow ended before it reported: answered from the
+    outcome it sent), and the digest of every request a model-call activity was scheduled for."""
     activity_ids: dict[int, str] = {}
-    final: set[str] = set()
+    last: dict[str, int] = {}
     asked: list[str] = []
     async for event in client.get_workflow_handle(query_id).fetch_history_events():
         if event.HasField("activity_task_scheduled_event_attributes"):
             scheduled = event.activity_task_scheduled_event_attributes
             if scheduled.activity_type.name == MODEL_CALL:
                 activity_ids[event.event_id] = scheduled.activity_id
+                last[scheduled.activity_id] = MAX_DELIVERIES
                 call = json.loads(scheduled.input.payloads[0].data)
                 asked.append(request_digest(request_from_json(call["request"])))
         elif event.HasField("activity_task_started_event_attributes"):
             started = event.activity_task_started_event_attributes
             activity_id = activity_ids.get(started.scheduled_event_id)
             if activity_id is not None:
-                final.add(delivery_request_id(query_id, activity_id, started.attempt))
-    return final, asked
+                last[activity_id] = started.attempt
+    ids = {
+        activity_id: [delivery_request_id(query_id, activity_id, n) for n in range(1, count + 1)]
+        for activity_id, count in last.items()
+    }
+    return ids, asked
 
 
 async def test_kill_9_of_a_worker_mid_call_never_pays_twice(
@@ -142,47 +186,57 @@ async def test_kill_9_of_a_worker_mid_call_never_pays_twice(
     queue = f"crash-{uuid.uuid4().hex[:8]}"
     common = ["--address", temporal_server, "--task-queue", queue, "--ledger", pg_url]
     logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
-    workers = []
-    for log in logs:  # one after the other: the first one migrates the fresh schema
-        workers.append(start_worker(processes, log, *common, "--config", str(config)))
-        wait_ready(log, workers[-1])
+    # Both at once on the fresh schema: they race to migrate it and set up the checkpoints.
+    workers = [start_worker(processes, log, *common, "--config", str(config)) for log in logs]
+    for log, worker in zip(logs, workers, strict=True):
+        wait_ready(log, worker)
     run = start_run(processes, *common)
 
     client = await Client.connect(temporal_server)
     ledger = Ledger.open(pg_url)
     try:
         query_id = await running_query(client, queue)
-        victim, finished_before = await worker_in_a_call(client, query_id, ledger)
+        victim, finished_before, in_flight = await worker_in_a_call(client, query_id, ledger)
         assert victim in {w.pid for w in workers}
         os.kill(victim, signal.SIGKILL)
 
-        out, err = await asyncio.to_thread(run.communicate, timeout=240)
+        out, err = await finished_run(run, client, query_id, logs)
         assert run.returncode == 0, err.decode()
         report = json.loads(out)
         rows = ledger.calls_for_query(query_id)
         summary = ledger.query_summary(query_id)
-        final, asked = await final_deliveries(client, query_id)
+        deliveries, asked = await deliveries_of(client, query_id)
         outcome = await client.get_workflow_handle(query_id).result()
+        with ledger.engine.connect() as conn:
+            owner = conn.execute(text("SELECT owner FROM query WHERE id = :id"), {"id": query_id})
+            owner = owner.scalar_one()
     finally:
         ledger.close()
 
     assert report["query_id"] == query_id and report["status"] == "ok" and report["answer"]
+    # The survivor took the query's lease over when it drove the graph on (host:pid:random).
+    (survivor,) = {w.pid for w in workers} - {victim}
+    assert owner.split(":")[1] == str(survivor)
     ids = [r.id for r in rows]
     assert len(ids) == len(set(ids))
     # Every call that had finished is there, once; each logical call answered once, and
     # the re-run graph asked for none of them again (no request was scheduled twice).
-    assert len(asked) == len(set(asked)) == len(final)
+    assert len(asked) == len(set(asked)) == len(deliveries)
     assert {r.id for r in finished_before} <= set(ids)
     ok = [r for r in rows if r.status is CallStatus.OK]
-    answered = [r.request_id for r in ok if r.request_id in final]
-    assert sorted(answered) == sorted(final)  # one ok row per call, from its last delivery
+    # One ok row per call, whichever delivery paid: a delivery killed after its call
+    # finished and sent its outcome has its ok row, and the retry answers from that
+    # outcome with no row of its own. Only a call cut in the moment between its end and
+    # its outcome being safe with the workflow can be paid twice (and is recorded so).
+    paid = [len([r for r in ok if r.request_id in ids]) for ids in deliveries.values()]
+    assert all(count >= 1 for count in paid)
+    assert sum(count - 1 for count in paid) <= in_flight
     # The interrupted call(s): an attempt that did not complete, then a retry that did.
-    # (A delivery whose call had finished but not yet reported when its worker died
-    # has its ok row instead: paid, and recorded, like the retry.)
-    earlier = {r.request_id for r in rows} - final
     lost = [r for r in rows if r.error_kind == WORKER_LOST]
-    assert lost and all(r.status is CallStatus.CANCELLED and r.cost_usd > 0 for r in lost)
-    for request_id in earlier:
+    shown = [(r.agent_path, r.request_id[:6], r.status.value, r.error_kind) for r in rows]
+    assert lost, (victim, shown, {a: [i[:6] for i in ids] for a, ids in deliveries.items()})
+    assert all(r.status is CallStatus.CANCELLED and r.cost_usd > 0 for r in lost)
+    for request_id in {r.request_id for r in rows}:
         group = [r for r in rows if r.request_id == request_id]
         assert sum(r.error_kind == WORKER_LOST or r.status is CallStatus.OK for r in group) == 1
     for record in lost:
@@ -197,3 +251,46 @@ async def test_kill_9_of_a_worker_mid_call_never_pays_twice(
     assert Decimal(report["cost_known_usd"]) == summed.known_cost
     assert report["calls"] == summed.calls == len(rows)
     assert summary.query.status == "ok"
+
+
+async def test_a_worker_killed_after_a_call_answered_never_pays_it_again(
+    temporal_server, pg_url, sim, fleet_toml, tmp_path, processes
+):
+    """The worker dies (the test hook's SIGKILL) after its first call finished and sent its
+    outcome, before the activity reported back: the call is answered from that outcome
+    on the worker that takes over, and is in the ledger once, not paid a second time."""
+    config = tmp_path / "spendgraph.toml"
+    config.write_text(fleet_toml(sim.base_url))
+    queue = f"answered-{uuid.uuid4().hex[:8]}"
+    common = ["--address", temporal_server, "--task-queue", queue, "--ledger", pg_url]
+    common += ["--config", str(config)]
+    doomed_log, heir_log = tmp_path / "doomed.log", tmp_path / "heir.log"
+    env = {**os.environ, KILL_AFTER_ANSWER_ENV: "1"}
+    doomed = start_worker(processes, doomed_log, *common, env=env)
+    wait_ready(doomed_log, doomed)
+    run = start_run(processes, *common)
+    assert await asyncio.to_thread(doomed.wait, 120) == -signal.SIGKILL
+    heir = start_worker(processes, heir_log, *common)  # only now: the doomed one ran the call
+
+    out, err = await asyncio.to_thread(run.communicate, timeout=240)
+    assert run.returncode == 0, err.decode() + heir_log.read_text()
+    report = json.loads(out)
+    client = await Client.connect(temporal_server)
+    _, asked = await deliveries_of(client, report["query_id"])
+    with Ledger.open(pg_url) as ledger:
+        rows = ledger.calls_for_query(report["query_id"])
+        summary = ledger.query_summary(report["query_id"])
+    assert heir.poll() is None
+
+    assert report["status"] == "ok" and report["answer"]
+    # One ok row per logical call and nothing else: no lost attempt, no second payment.
+    assert len(asked) == len(set(asked))
+    assert all(r.status is CallStatus.OK for r in rows) and len(rows) == len(asked)
+    assert not [r for r in rows if r.error_kind == WORKER_LOST]
+    planner = [r for r in rows if r.agent_path == "planner"]
+    assert len(planner) == 1  # the call the doomed worker made, answered from its outcome
+    summed = Spend()
+    for record in rows:
+        summed = summed + Spend.of_call(record)
+    assert summary.spend == summed and report["calls"] == len(rows)
+    assert Decimal(report["cost_known_usd"]) == summed.known_cost

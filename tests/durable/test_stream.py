@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import uuid
 
-import pytest
 from temporalio.client import Client
 
 from spendgraph.durable.activities import QueryActivities
@@ -19,15 +16,6 @@ from spendgraph.providers.gateway import ProviderLayer
 from spendgraph.providers.ledger import Ledger
 
 from .test_workflow import APP
-
-REDIS = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def redis_url() -> str:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", 6379), 1):
-        return REDIS
-    pytest.skip("no Redis on 127.0.0.1:6379 (streaming of durable queries needs it)")
 
 
 async def test_a_durable_query_streams_its_token_deltas_over_redis(
@@ -73,3 +61,13 @@ def test_a_retried_delivery_replaces_what_the_dead_one_streamed():
         {"type": DONE},
     ]
     assert answer_texts(events) == {"a#0": "Hello world", "b#0": "Other"}
+
+
+async def test_a_redis_that_is_down_drops_the_deltas_and_never_fails_the_call():
+    publisher = DeltaPublisher("redis://127.0.0.1:1/0")  # nothing listens there
+    try:
+        await publisher.publish("q1", {"type": DELTA, "key": "a#0", "delivery": 1, "text": "x"})
+        await publisher.publish("q1", {"type": DONE})
+    finally:
+        await publisher.aclose()
+    assert publisher.dropped == 2

@@ -7,7 +7,7 @@ from decimal import Decimal
 import httpx
 import openai
 import pytest
-from front_door import front_door_thread
+from front_door import front_door_thread, read_stream
 
 from spendgraph.cli.serve_app import ServeSpec
 from spendgraph.providers.ledger import Ledger
@@ -93,21 +93,16 @@ async def test_a_streamed_completion_streams_the_answer_and_ends_with_usage(
     stream = await client(open_door).chat.completions.create(
         model="research_chat", messages=QUESTION, stream=True, stream_options=options
     )
-    text, finish, usage, extension = [], None, None, None
-    async for chunk in stream:
-        for choice in chunk.choices:
-            text.append(choice.delta.content or "")
-            finish = choice.finish_reason or finish
-        usage = chunk.usage or usage
-        extension = (chunk.model_extra or {}).get(EXTENSION) or extension
-    assert finish == "stop" and "".join(text)
+    streamed = await read_stream(stream)
+    text, extension = streamed.pieces, streamed.extension
+    assert streamed.finish == "stop" and "".join(text)
     assert len([t for t in text if t]) > 1  # the synthesizer's tokens, as they came
     status, spend = ledger_spend(ledger_url, extension["query_id"])
     assert status == "ok" and extension["calls"] == spend.calls
     if include_usage:
-        assert usage.total_tokens == spend.total_tokens
+        assert streamed.usage.total_tokens == spend.total_tokens
     else:
-        assert usage is None
+        assert streamed.usage is None
 
 
 async def test_a_thread_continues_across_requests(open_door):

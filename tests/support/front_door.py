@@ -42,6 +42,29 @@ def front_door_thread(spec: ServeSpec) -> Iterator[str]:
         yield url
 
 
+@dataclass(frozen=True)
+class Streamed:
+    """What a streamed completion delivered: each delta's text, the finish reason, the
+    usage chunk and the ``spendgraph`` extension (the last seen of each)."""
+
+    pieces: list[str]
+    finish: str | None
+    usage: object | None
+    extension: dict | None
+
+
+async def read_stream(stream) -> Streamed:
+    """Read an ``openai`` streamed completion to its end."""
+    pieces, finish, usage, extension = [], None, None, None
+    async for chunk in stream:
+        for choice in chunk.choices:
+            pieces.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+        usage = chunk.usage or usage
+        extension = (chunk.model_extra or {}).get("spendgraph") or extension
+    return Streamed(pieces, finish, usage, extension)
+
+
 @dataclass
 class ServeProcess:
     process: subprocess.Popen

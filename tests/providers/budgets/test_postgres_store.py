@@ -18,6 +18,7 @@ from sqlalchemy import text
 from spendgraph.providers.budgets import (
     Allowance,
     HoldRequest,
+    InMemoryBudgetStore,
     Period,
     PeriodSpend,
     PostgresBudgetStore,
@@ -111,6 +112,18 @@ async def test_settle_is_idempotent_by_attempt_id_and_release_gives_back(make_st
     third = await store.reserve(request("a3", day))
     await store.settle(third, usd=None, tokens=3)
     assert store.spent(DAY) == PeriodSpend(Decimal("0.14"), 10)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+async def test_a_closed_querys_account_is_forgotten_once_nothing_is_held(make_store, shared):
+    store = make_store() if shared else InMemoryBudgetStore(clock=Clock())
+    query = ScopeKey(ScopeKind.QUERY, "q1", Period.QUERY, period_start(Period.QUERY, NOW))
+    own = Allowance(query, usd=Decimal("1"))
+    held = await store.reserve(request("a1", own))
+    assert not await store.forget(query)  # a hold still counts against it
+    await store.settle(held, usd=Decimal("0.2"), tokens=3)
+    assert await store.forget(query) and store.spent(query) is None
+    assert not await store.forget(query)
 
 
 async def test_unknown_price_is_refused_by_a_usd_limit_only(make_store):

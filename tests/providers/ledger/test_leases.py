@@ -7,6 +7,7 @@ SQLite file and against PostgreSQL (several workers share one database).
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -227,3 +228,23 @@ def test_the_lease_is_configured_under_ledger():
     assert LeaseOptions(configured.ledger.lease_s).renew_every_s == pytest.approx(5 / 3)
     with pytest.raises(ConfigError, match=r"t\.toml.*lease_s"):
         parse_config(ENDPOINT + "[ledger]\nlease_s = 0\n", source="t.toml")
+
+
+def test_a_query_whose_opener_died_is_adopted_and_runs_again(ledger_url, kit):
+    # Durable mode: the worker that opened a query dies; another drives it on.
+    lease = LeaseOptions(1)
+    dead, dead_owner_id, killed_at = dead_owner(ledger_url, lease.duration_s)
+    time.sleep(max(0.0, killed_at + lease.duration_s + 0.1 - time.monotonic()))
+    with Ledger.open(ledger_url, lease=lease) as sweeper:
+        assert sweeper.mark_stale_interrupted() == [dead]
+    with Ledger.open(ledger_url, lease=LeaseOptions(30)) as worker:
+        assert asyncio.run(worker.adopt_query(dead)) is True
+        status, owner, heartbeat, lease_at, finished, error = lease_row(kit, ledger_url, dead)
+        assert (status, owner) == ("running", worker.owner) != ("running", dead_owner_id)
+        assert heartbeat is not None and lease_at is not None
+        assert (finished, error) == (None, None)  # the sweep's verdict is gone
+        assert worker.mark_stale_interrupted() == []  # its lease is live again
+        worker.submit_close_query(dead, QueryStatus.OK).result()
+        assert asyncio.run(worker.adopt_query(dead)) is False  # a closed query stays closed
+        assert asyncio.run(worker.adopt_query("no-such-query")) is False
+    assert lease_row(kit, ledger_url, dead)[0] == "ok"
