@@ -15,7 +15,9 @@ a model and hits the query's budget) propagate.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
+import json
 import re
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -69,14 +71,12 @@ class Tool:
 
     def openai_schema(self) -> dict[str, Any]:
         """The tool as an entry of the ``tools`` list of a chat completion request."""
-        parameters = self.arguments.model_json_schema()
-        parameters.pop("title", None)
         return {
             "type": "function",
             "function": {
                 "name": self.name,
                 "description": self.description,
-                "parameters": parameters,
+                "parameters": json.loads(_parameters_json(self.arguments)),
             },
         }
 
@@ -306,3 +306,13 @@ __all__ = [
     "run_tool_calls",
     "tool_calls_json",
 ]
+
+
+@functools.lru_cache(maxsize=512)
+def _parameters_json(arguments: type[BaseModel]) -> str:
+    # pydantic builds a model's JSON schema in about a millisecond, on every request
+    # of a voice turn otherwise; the text is cached and each request gets its own
+    # copy (json.loads), so nothing downstream can alter the cached schema.
+    parameters = arguments.model_json_schema()
+    parameters.pop("title", None)
+    return json.dumps(parameters)

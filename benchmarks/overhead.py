@@ -31,6 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -69,6 +71,18 @@ def start_simulator(port: int, time_scale: float) -> subprocess.Popen:
             time.sleep(0.2)
     process.kill()
     raise SystemExit("simulator did not start")
+
+
+@contextmanager
+def running_simulator(time_scale: float) -> Iterator[str]:
+    """The simulator in its own process for the block; yields its base URL."""
+    port = free_port()
+    process = start_simulator(port, time_scale)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def free_port() -> int:

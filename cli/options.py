@@ -15,21 +15,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from spendgraph.cli.console import Output
-from spendgraph.providers.config import (
-    CONFIG_ENV,
-    DEFAULT_CONFIG_NAME,
-    SpendgraphConfig,
-    example_config_path,
-    load_config,
-    load_storage_config,
-)
 from spendgraph.providers.errors import LedgerError, SpendgraphError
-from spendgraph.providers.ledger import LEDGER_ENV_VAR, LedgerFilter, resolve_ledger_url
+
+# The config and the ledger load inside the functions that use them: every
+# command imports this module, and `--help` or an audit must not pay for the
+# config models or the whole ledger package at import (see cli/lazy.py).
+if TYPE_CHECKING:
+    from spendgraph.cli.console import Output
+    from spendgraph.providers.config import SpendgraphConfig
+    from spendgraph.providers.ledger.views import LedgerFilter
 
 
 class CommandError(SpendgraphError):
@@ -116,6 +114,8 @@ def choose_ledger(
 ) -> LedgerChoice:
     """``--ledger``, else the config's ``[ledger] url``, else ``$SPENDGRAPH_LEDGER``, else
     ./spendgraph.db: the one order every command (run, chat, audit, threads) follows."""
+    from spendgraph.providers.ledger.store import LEDGER_ENV_VAR, resolve_ledger_url
+
     if explicit and explicit.strip():
         raw, origin = explicit, None
     elif config_url:
@@ -131,6 +131,8 @@ def choose_ledger(
 def ledger_for_command(explicit: str | None, config: Path | None) -> LedgerChoice:
     """:func:`choose_ledger` for a command with ``--ledger`` and ``--config``: the config's
     ``[ledger]`` table only (no endpoint's key is needed to find the ledger)."""
+    from spendgraph.providers.config import load_storage_config
+
     storage = load_storage_config(config)
     if storage is None:
         return choose_ledger(explicit)
@@ -194,6 +196,13 @@ LimitOption = Annotated[
 
 def require_config(path: Path | None) -> SpendgraphConfig:
     """The config, or a :class:`CommandError` saying where one comes from and how to try one."""
+    from spendgraph.providers.config import (
+        CONFIG_ENV,
+        DEFAULT_CONFIG_NAME,
+        example_config_path,
+        load_config,
+    )
+
     config = load_config(path)
     if config is None:
         raise CommandError(
@@ -212,6 +221,8 @@ def ledger_filter(
     thread: str | None = None,
 ) -> LedgerFilter:
     """The filters as the ledger takes them; an empty time window is a user error."""
+    from spendgraph.providers.ledger.views import LedgerFilter
+
     if since is not None and until is not None and since >= until:
         raise CommandError(
             f"--since ({since.isoformat()}) must be before --until ({until.isoformat()})"

@@ -171,14 +171,14 @@ def _correct(strong: Agent, node: str, options: DraftVerifyOptions):
 
 
 def _unless_exhausted(target: str):
-    def route(state: DraftVerifyState) -> str:
+    async def route(state: DraftVerifyState) -> str:
         return FINISH_NODE if exhausted(state) else target
 
     return route
 
 
 def _after_verdict(correct_node: str, options: DraftVerifyOptions):
-    def route(state: DraftVerifyState) -> str:
+    async def route(state: DraftVerifyState) -> str:
         verdict = state.get("verdict") or {}
         rejected = verdict.get("accepted") is False
         if rejected and options.correct and not exhausted(state):

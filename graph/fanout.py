@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Send
+from langgraph.types import Command, Send
 from pydantic import BaseModel, Field, create_model
 
 from spendgraph.agents.agent import Agent
@@ -35,6 +35,7 @@ from spendgraph.graph.errors import GraphBuildError
 from spendgraph.graph.events import Routed
 from spendgraph.graph.nodes import (
     FINISH_NODE,
+    NodeBody,
     RunContext,
     exhausted,
     finish_node,
@@ -102,7 +103,9 @@ def fanout(
     low, high = _check(lead, team, writer, options)
     planning = lead.replace(output=plan_model([agent.name for agent in team], low, high))
     graph = StateGraph(FanoutState, context_schema=RunContext)
-    graph.add_node(lead.name, guarded(lead, _plan(planning, team, options, high)))
+    names = tuple(agent.name for agent in team)
+    plan = _dispatching(guarded(lead, _plan(planning, team, options, high)))
+    graph.add_node(lead.name, plan, destinations=(*names, FINISH_NODE))
     for agent in team:
         graph.add_node(
             agent.name, guarded(agent, _specialist(agent, lead, options), parent=lead.name)
@@ -111,7 +114,6 @@ def fanout(
     graph.add_node(writer.name, guarded(writer, _synthesize(writer, options)))
     graph.add_node(FINISH_NODE, finish_node(joined_answers))
     graph.add_edge(START, lead.name)
-    graph.add_conditional_edges(lead.name, _dispatch, [*(a.name for a in team), FINISH_NODE])
     graph.add_edge(writer.name, FINISH_NODE)
     graph.add_edge(FINISH_NODE, END)
     return compile_graph(graph, name=BUILDER, recursion_limit=options.recursion(8))
@@ -151,7 +153,22 @@ def _plan(planning: Agent, team: Sequence[Agent], options: FanoutOptions, high: 
     return body
 
 
-def _dispatch(state: FanoutState) -> list[Send] | str:
+def _dispatching(guard: NodeBody) -> NodeBody:
+    """The planner sends the tasks itself (a ``Command``): a conditional edge would send
+    the same from the state after the plan's write, but LangGraph copies every channel
+    (one per specialist's edge, too) to give it that state."""
+
+    async def node(state: FanoutState, runtime: Runtime[RunContext]) -> Command:
+        update = await guard(state, runtime)
+        # The planner's keys as the reducers keep them: ``plan`` replaced, a budget
+        # refusal's ``status`` sticks.
+        return Command(update=update, goto=_dispatch({**state, **update}))
+
+    node.__name__ = guard.__name__
+    return node
+
+
+def _dispatch(state: Mapping[str, Any]) -> list[Send] | str:
     plan = state.get("plan") or []
     if exhausted(state) or not plan:
         return FINISH_NODE

@@ -5,7 +5,7 @@ Nodes get the provider layer from LangGraph's runtime context
 the same graph object can run against any layer. Each node that runs an agent
 is wrapped by :func:`guarded`: a :class:`BudgetExceeded` raised anywhere in
 the turn becomes ``status = budget_exhausted`` in the state (and a
-:class:`BudgetExhausted` event), and the builders' edges then go straight to
+:class:`BudgetExhausted` event), and the builders then route straight to
 the ``finish`` node, which settles on the best answer so far. A graph written
 by hand uses the same parts. The query's spend so far is the provider layer's
 accounting: ``spendgraph.providers.context.current_query().spend`` in a node.

@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
+from langgraph.types import Command
 
 from spendgraph.agents.agent import Agent
 from spendgraph.graph.build import (
@@ -18,6 +19,7 @@ from spendgraph.graph.build import (
 )
 from spendgraph.graph.nodes import (
     FINISH_NODE,
+    NodeBody,
     RunContext,
     exhausted,
     finish_node,
@@ -50,13 +52,12 @@ def pipeline(
     chain = require_agents(BUILDER, "agents", agents)
     check_names(BUILDER, chain, GraphState)
     graph = StateGraph(GraphState, context_schema=RunContext)
-    for agent in chain:
-        graph.add_node(agent.name, guarded(agent, _stage(agent, options)))
-    graph.add_node(FINISH_NODE, finish_node())
-    graph.add_edge(START, chain[0].name)
     followers = [agent.name for agent in chain[1:]] + [FINISH_NODE]
     for agent, follower in zip(chain, followers, strict=True):
-        graph.add_conditional_edges(agent.name, _then(follower), sorted({follower, FINISH_NODE}))
+        node = _then(follower, guarded(agent, _stage(agent, options)))
+        graph.add_node(agent.name, node, destinations=tuple(sorted({follower, FINISH_NODE})))
+    graph.add_node(FINISH_NODE, finish_node())
+    graph.add_edge(START, chain[0].name)
     graph.add_edge(FINISH_NODE, END)
     return compile_graph(graph, name=BUILDER, recursion_limit=options.recursion(len(chain) + 4))
 
@@ -70,8 +71,15 @@ def _stage(agent: Agent, options: GraphOptions):
     return body
 
 
-def _then(follower: str):
-    def route(state: GraphState) -> str:
-        return FINISH_NODE if exhausted(state) else follower
+def _then(follower: str, guard: NodeBody) -> NodeBody:
+    """The stage routes itself (a ``Command``): ``follower`` next, or ``finish`` once the
+    budget is exhausted. A conditional edge would decide the same from the state after
+    the stage's write, but LangGraph copies every channel to give it that state."""
 
-    return route
+    async def node(state: GraphState, runtime: Runtime[RunContext]) -> Command:
+        update = await guard(state, runtime)
+        done = exhausted(state) or exhausted(update)  # what the status reducer keeps
+        return Command(update=update, goto=FINISH_NODE if done else follower)
+
+    node.__name__ = guard.__name__
+    return node

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -93,6 +93,7 @@ class RunResult:
 
 
 _DONE = object()
+Emit = Callable[[Any], None]
 
 
 async def stream_graph(
@@ -110,7 +111,7 @@ async def stream_graph(
     """
     queue: asyncio.Queue[Any] = asyncio.Queue()
     run = asyncio.create_task(
-        _run(graph, layer, text, thread_id or uuid.uuid4().hex, options or RunOptions(), queue)
+        _streamed(graph, layer, text, thread_id or uuid.uuid4().hex, options or RunOptions(), queue)
     )
     try:
         while (event := await queue.get()) is not _DONE:
@@ -132,12 +133,12 @@ async def run_graph(
     options: RunOptions | None = None,
 ) -> RunResult:
     """Run ``graph`` for ``text`` as one ledger query and return how it ended."""
-    result = None
-    async for event in stream_graph(graph, layer, text, thread_id=thread_id, options=options):
-        if isinstance(event, RunFinished):
-            result = event.result
-    assert result is not None
-    return result
+    # The same run as stream_graph's, minus the events nobody reads: LangGraph's custom
+    # stream wakes the event loop once per event, a large part of a fan-out's CPU.
+    # Its own task, so the query's contextvars never leak into the caller.
+    return await asyncio.create_task(
+        _run(graph, layer, text, thread_id or uuid.uuid4().hex, options or RunOptions(), None)
+    )
 
 
 async def thread_messages(graph: CompiledStateGraph, thread_id: str) -> list[dict[str, Any]]:
@@ -151,49 +152,57 @@ def _state_schema(graph: CompiledStateGraph) -> type:
     return getattr(builder, "state_schema", GraphState)
 
 
-async def _run(graph, layer, text, thread_id, options: RunOptions, queue) -> None:
+async def _streamed(graph, layer, text, thread_id, options: RunOptions, queue) -> None:
     try:
-        schema = _state_schema(graph)
-        per_query_resets(schema)  # a schema it cannot reset fails here, before a Query opens
-        async with layer.query(
-            app=options.app,
-            thread_id=thread_id,
-            user=options.user,
-            tenant=options.tenant,
-            budget_usd=options.budget_usd,
-            budget_tokens=options.budget_tokens,
-            budgets=options.budgets,
-            store_text=options.store_text,
-        ) as scope:
-            queue.put_nowait(RunStarted(scope.id, thread_id))
-            _forward_budget_events(scope, queue)
-            start = query_input(text, scope.id, schema)
-            state = await _drive(graph, layer, start, thread_id, options, queue.put_nowait)
-            status = QueryStatus.BUDGET_EXHAUSTED if exhausted(state) else QueryStatus.OK
-            scope.status = status
-        # Read after the close: it records the streams a node left open.
-        queue.put_nowait(RunFinished(_result(state, status, thread_id, scope)))
+        result = await _run(graph, layer, text, thread_id, options, queue.put_nowait)
+        queue.put_nowait(RunFinished(result))
     finally:
         queue.put_nowait(_DONE)
 
 
-def _forward_budget_events(scope: QueryScope, queue: asyncio.Queue[Any]) -> None:
+async def _run(graph, layer, text, thread_id, options: RunOptions, emit: Emit | None) -> RunResult:
+    """One run as one Query; ``emit`` gets its events (``None``: nobody listens)."""
+    schema = _state_schema(graph)
+    per_query_resets(schema)  # a schema it cannot reset fails here, before a Query opens
+    async with layer.query(
+        app=options.app,
+        thread_id=thread_id,
+        user=options.user,
+        tenant=options.tenant,
+        budget_usd=options.budget_usd,
+        budget_tokens=options.budget_tokens,
+        budgets=options.budgets,
+        store_text=options.store_text,
+    ) as scope:
+        if emit is not None:
+            emit(RunStarted(scope.id, thread_id))
+            _forward_budget_events(scope, emit)
+        start = query_input(text, scope.id, schema)
+        state = await _drive(graph, layer, start, thread_id, options, emit)
+        status = QueryStatus.BUDGET_EXHAUSTED if exhausted(state) else QueryStatus.OK
+        scope.status = status
+    # Read after the close: it records the streams a node left open.
+    return _result(state, status, thread_id, scope)
+
+
+def _forward_budget_events(scope: QueryScope, emit: Emit) -> None:
     """Put the query's threshold crossings on the run's event stream (in order, from
     whichever thread settled the call)."""
     loop = asyncio.get_running_loop()
 
     def forward(record: BudgetEventRecord) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, BudgetThreshold(record))
+        loop.call_soon_threadsafe(emit, BudgetThreshold(record))
 
     scope.on_budget_event(forward)
 
 
-async def _drive(graph, layer, start, thread_id, options, emit) -> dict[str, Any]:
-    """Stream the graph, forwarding custom events; returns the last state values seen.
+async def _drive(graph, layer, start, thread_id, options, emit: Emit | None) -> dict[str, Any]:
+    """Stream the graph, forwarding custom events to ``emit``; returns the last state values.
 
     Streamed with ``subgraphs=True``: the events of a graph running inside a node
     (a compiled graph added as a node, or invoked by a node's code) reach the
-    caller too. Only the outer graph's own values count as the run's state."""
+    caller too. Only the outer graph's own values count as the run's state.
+    Without ``emit`` only the outer graph's values are streamed."""
     config: dict[str, Any] = {"configurable": {"thread_id": thread_id}}
     if options.recursion_limit is not None:
         config["recursion_limit"] = options.recursion_limit
@@ -202,6 +211,10 @@ async def _drive(graph, layer, start, thread_id, options, emit) -> dict[str, Any
     context = RunContext(layer=layer, stream_tokens=options.stream_tokens)
     state: dict[str, Any] = {}
     try:
+        if emit is None:
+            async for chunk in graph.astream(start, config, context=context, stream_mode="values"):
+                state = chunk
+            return state
         async for namespace, mode, chunk in graph.astream(
             start,
             config,

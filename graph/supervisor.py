@@ -202,7 +202,7 @@ def _specialist(agent: Agent, boss: Agent, options: SupervisorOptions):
 
 
 def _after_decision(boss: Agent, options: SupervisorOptions):
-    def route(state: SupervisorState) -> str:
+    async def route(state: SupervisorState) -> str:
         decision = state.get("route") or {}
         target = decision.get("next")
         if exhausted(state) or target == FINISH:
@@ -215,7 +215,7 @@ def _after_decision(boss: Agent, options: SupervisorOptions):
 
 
 def _after_specialist(boss: Agent, options: SupervisorOptions):
-    def route(state: SupervisorState) -> str:
+    async def route(state: SupervisorState) -> str:
         if exhausted(state) or len(state.get("outputs") or []) >= options.max_steps:
             return FINISH_NODE
         return boss.name

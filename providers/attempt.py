@@ -51,7 +51,7 @@ from spendgraph.providers.ledger.records import (
 )
 from spendgraph.providers.prefixes import PromptKeys
 from spendgraph.providers.telemetry.recorder import Telemetry, current_context
-from spendgraph.providers.tokens import prompt_token_ceiling
+from spendgraph.providers.tokens import local_source, prompt_token_ceiling
 from spendgraph.providers.usage import (
     USAGE_REJECTED,
     ImplausibleUsage,
@@ -124,6 +124,7 @@ class Outcome:
 
     status: CallStatus = CallStatus.CANCELLED
     reported_usage: object | None = None  # the server's usage object, unchecked
+    reported_timings: object | None = None  # llama-server's ``timings``, unchecked
     usage_problem: str | None = None  # why the report cannot be believed, if the stream saw it
     error: BaseException | None = None
     generated_text: str = ""
@@ -214,9 +215,12 @@ class Attempt:
         return exact
 
     def body(self) -> dict[str, Any]:
-        return self.request.body(
+        """The request for this endpoint, with what its engine needs on top (usage flags)."""
+        body = self.request.body(
             self.endpoint.config.model, max_tokens=self.max_tokens, stream=self.stream
         )
+        body.update(self.endpoint.profile.request_extras(stream=self.stream))
+        return body
 
     async def finish(self, outcome: Outcome) -> CallRecord:
         """Settle the budget and write the row. Safe to call while being cancelled."""
@@ -287,6 +291,8 @@ class Attempt:
     async def _usage(self, outcome: Outcome) -> tuple[Usage, str | None]:
         """What the attempt used, and the flag its row gets (None: nothing to flag)."""
         reported, problem = self._reported(outcome)
+        if reported is not None and self._lacks_cache_report(outcome, reported):
+            return self._with_cache(reported), None
         if reported is not None:
             self.endpoint.prefixes.answered(
                 self._sent, reported.prompt_tokens, reported.input_cached
@@ -302,15 +308,29 @@ class Attempt:
         flag = USAGE_REJECTED if problem is not None and outcome.status is CallStatus.OK else None
         return usage, flag
 
+    def _lacks_cache_report(self, outcome: Outcome, reported: Usage) -> bool:
+        """A cut stream's last per-chunk report, from an engine whose per-chunk usage
+        leaves out cached tokens (vLLM, SGLang): its cache hit is estimated instead."""
+        profile = self.endpoint.profile
+        return (
+            isinstance(outcome.error, StreamCut)
+            and profile.continuous_usage
+            and not profile.continuous_cached
+            and reported.input_cached == 0
+        )
+
     def _reported(self, outcome: Outcome) -> tuple[Usage | None, str | None]:
         """The server's report if it could be true; else None and why not (None: no report)."""
-        raw = outcome.reported_usage
-        if raw is None or outcome.status is CallStatus.CUT_AT_BUDGET:
+        raw, timings = outcome.reported_usage, outcome.reported_timings
+        profile = self.endpoint.profile
+        if raw is None and not (profile.timings and timings is not None):
+            return None, None
+        if outcome.status is CallStatus.CUT_AT_BUDGET:
             return None, None  # a stream we closed is booked as metered
         if outcome.usage_problem is not None:
             return None, outcome.usage_problem
         try:
-            usage = Usage.from_openai(raw)
+            usage = profile.read_usage(raw, timings)
             check_usage(usage, self._bounds(outcome))
         except ImplausibleUsage as exc:
             return None, str(exc)
@@ -383,7 +403,9 @@ class Attempt:
         return Usage(
             input_uncached=self._prompt_estimate(),
             output=self.endpoint.estimate_text(outcome.generated_text),
-            source=UsageSource.ESTIMATED,
+            source=local_source(
+                self.endpoint.config.tokenizer, self.request.messages, self.request.tools
+            ),
         )
 
     def _record(

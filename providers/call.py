@@ -79,7 +79,12 @@ class ModelCall:
         return scope is not None and scope.budget is not None
 
     def prompt_tokens(self, encoding: str = DEFAULT_ENCODING) -> int:
-        """The request's prompt counted with ``encoding``, once per encoding (it costs CPU)."""
+        """The request's prompt counted with ``encoding``, once per encoding (it costs CPU).
+
+        Every candidate endpoint with this tokenizer shares the count; across calls,
+        the process's count cache (:mod:`.count_cache`) remembers each message, so a
+        thread's next turn counts only its new messages.
+        """
         counted = self._counts.get(encoding)
         if counted is None:
             request = self.request
@@ -92,11 +97,11 @@ class ModelCall:
 
     def candidates(self) -> list[Endpoint]:
         """The endpoints to try, in order (the tier's, then its fallbacks')."""
-        request, config = self.request, self.services.config
+        request, router = self.request, self.services.router
         key = None
-        if request.affinity_key is not None or config.tier(request.model).prefix_affinity:
+        if request.affinity_key is not None or router.tier(request.model).prefix_affinity:
             key = self._affinity_key()
-        return self.services.router.plan(
+        return router.plan(
             RouteRequest(
                 model=request.model,
                 prompt_tokens=self.prompt_tokens,

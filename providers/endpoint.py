@@ -23,6 +23,9 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from spendgraph.providers import errors
 from spendgraph.providers.config import EndpointConfig
+from spendgraph.providers.engines import EngineProfile, MeasuredCounts, TokenizerApi, prompt_key
+from spendgraph.providers.engines.counting import chatml_segments, text_key
+from spendgraph.providers.engines.profiles import profile_for, tokenizer_for
 from spendgraph.providers.ledger.records import EndpointInfo
 from spendgraph.providers.prefixes import PrefixMemory
 from spendgraph.providers.redact import GENERIC, Redactor, authorization_secret
@@ -41,6 +44,8 @@ from spendgraph.providers.usage import Price
 
 # The longest a best-effort tokenizer request may take.
 EXTRA_TIMEOUT_S = 5.0
+# How much later than our own deadlines the HTTP client's per-read timeout fires.
+READ_BACKSTOP_S = 1.0
 
 
 def map_sdk_error(
@@ -75,10 +80,22 @@ def map_sdk_error(
     return errors.StreamCut(f"response ended early: {type(exc).__name__}", endpoint=endpoint)
 
 
+# What each transport says of a body that broke off after the response's head: h11
+# (under httpx) and aiohttp (its ClientPayloadError, wrapped in httpx2's ReadError).
+_BODY_CUT_SIGNS = ("complete message body", "payload is not completed")
+
+
 def _body_cut(exc: BaseException) -> bool:
     """Whether the transport says a response's body ended early (the server had answered),
     as opposed to a connection that failed before any answer."""
-    return "complete message body" in str(exc.__cause__ or "")
+    cause = exc.__cause__
+    for _ in range(3):  # the SDK's error <- the transport's <- aiohttp's own
+        if cause is None:
+            return False
+        if any(sign in str(cause) for sign in _BODY_CUT_SIGNS):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def sdk_cause(exc: BaseException) -> BaseException | None:
@@ -166,14 +183,28 @@ class Endpoint:
         )
         self.timeouts = AttemptTimeouts.of(config)
         self._root = _server_root(config.base_url)
+        # What to send this engine and how to read it; the tokenizer endpoint is the
+        # engine's unless the config's tokenize_api chose one (or "none").
+        self.profile: EngineProfile = profile_for(config.engine)
+        self.tokenizer: TokenizerApi | None = (
+            tokenizer_for(config.tokenize_api)
+            if config.tokenize_api_chosen()
+            else self.profile.tokenizer
+        )
+        # Measured counts by prompt (or rendered segment): a thread's history is
+        # counted by the server once, not on every turn.
+        self.counts = MeasuredCounts()
+        self._overhead: int | None = None  # tokens a count adds to any text (a BOS)
         api_key = config.api_key(env)
         self.redactor = Redactor([api_key])
         quiet_client_logs()
         self.client = openai.AsyncOpenAI(
             base_url=config.base_url,
             api_key=api_key,
-            # Per read, and a backstop only: the deadlines below are wall-clock.
-            timeout=config.timeout_s,
+            # Per read, and a backstop only: the deadlines below are wall-clock, and
+            # set a little later so that ours fire first (aiohttp's read timer is
+            # as punctual as our watchdog; at the same instant it would win the race).
+            timeout=config.timeout_s + READ_BACKSTOP_S,
             max_retries=0,
             http_client=http_client,
         )
@@ -197,7 +228,7 @@ class Endpoint:
         deadline, call_bound = _earliest(loop.time() + limit, not_after)
         try:
             async with asyncio.timeout_at(deadline):
-                response = await self.client.chat.completions.create(**body)
+                response = await self._create(body)
         except TimeoutError:
             message = late(limit, "no complete answer", call_deadline=call_bound)
             raise errors.EndpointTimeout(message, endpoint=self.name) from None
@@ -227,7 +258,7 @@ class Endpoint:
         stream = None
         try:
             async with asyncio.timeout_at(min(first, started + limits.stream_s)):
-                stream = await self.client.chat.completions.create(**body)
+                stream = await self._create(body)
                 await check_event_stream(stream, self.name, self.redactor)
         except BaseException as exc:
             if stream is not None:
@@ -241,23 +272,101 @@ class Endpoint:
             raise
         return guarded_chunks(stream, self.name, self.redactor, clock, self.map_error)
 
+    async def _create(self, body: dict[str, Any]) -> Any:
+        """``chat.completions.create(**body)`` without the SDK's parameter transform.
+
+        The transform walks the whole request against the SDK's typed parameters
+        (~0.5 ms for a 2k-character prompt with one tool, on every attempt) and
+        changes nothing in a body of plain JSON values, which is what
+        :meth:`ChatRequest.body` builds; ``post`` is the SDK's own request path
+        after it, with the same auth, retries (none), timeout and response types.
+        """
+        payload = dict(body)
+        headers = payload.pop("extra_headers", None)
+        stream = bool(payload.get("stream"))
+        return await self.client.post(
+            "/chat/completions",
+            body=payload,
+            cast_to=ChatCompletion,
+            options={"headers": headers} if headers else {},
+            stream=stream,
+            stream_cls=openai.AsyncStream[ChatCompletionChunk],
+        )
+
     async def count_prompt(self, messages: Sequence[Mapping[str, Any]], tools: Any) -> int | None:
-        """Exact prompt tokens from the server's tokenizer endpoint, or None if it has none."""
-        api = self.config.tokenize_api
-        if api == "vllm":
+        """Exact prompt tokens from the server's tokenizer endpoint, or None if it has none.
+
+        Counts are remembered per prompt (and, for prompts rendered here, per
+        message), so repeated history costs no round trip.
+        """
+        api = self.tokenizer
+        if api is None:
+            return None
+        key = prompt_key(messages, tools)
+        known = self.counts.get(key)
+        if known is not None:
+            return known
+        if api.chat:
             body = {"model": self.config.model, "messages": list(messages)}
-            answer = await self._post_extra("/tokenize", body)
+            if tools:
+                body["tools"] = list(tools)
+            answer = await self._post_extra(api.path, body)
             self._learn_context_window(answer)
-            return int(answer["count"]) if answer and "count" in answer else None
-        if api == "llamacpp":
-            # llama-cpp-python has no endpoint that applies the chat template, so
-            # render it here: ChatML as SmolLM2 (the embedded model) uses it.
-            # Exact for that model; for other ChatML models off by the default
-            # system prompt at most.
-            text = chatml_prompt_text(messages)
-            answer = await self._post_extra("/extras/tokenize/count", {"input": text})
-            return int(answer["count"]) if answer and "count" in answer else None
-        return None
+            count = api.count_of(answer)
+        elif api.template_path is not None:
+            count = await self._count_templated(api, messages)
+        elif api.style == "llama-cpp-python":
+            count = await self._count_segments(api, chatml_prompt_text(messages))
+        else:
+            # A text-only tokenizer (SGLang, TensorRT-LLM) cannot apply the chat
+            # template: its count of our rendering would not be the server's.
+            count = None
+        if count is not None:
+            self.counts.put(key, count)
+        return count
+
+    async def _count_templated(self, api: TokenizerApi, messages: Sequence[Mapping[str, Any]]):
+        """llama-server: its own template renders the prompt, its tokenizer counts it."""
+        rendered = await self._post_extra(api.template_path, {"messages": list(messages)})
+        prompt = rendered.get("prompt") if rendered else None
+        if not isinstance(prompt, str):
+            return None
+        body = api.text_body(self.config.model, prompt, special=True)
+        return api.count_of(await self._post_extra(api.path, body))
+
+    async def _count_segments(self, api: TokenizerApi, text: str) -> int | None:
+        """Count a rendered ChatML prompt one message segment at a time, each once.
+
+        llama-cpp-python renders ChatML itself (SmolLM2, the embedded model, uses
+        it) and has no endpoint that applies the template, so the prompt is
+        rendered here; its special tokens keep segments from merging, so the
+        segments' counts add up to the prompt's.
+        """
+        overhead = await self._count_overhead(api)
+        if overhead is None:
+            return None
+        total = overhead
+        for segment in chatml_segments(text):
+            key = text_key(segment)
+            count = self.counts.get(key)
+            if count is None:
+                body = api.text_body(self.config.model, segment, special=True)
+                measured = api.count_of(await self._post_extra(api.path, body))
+                if measured is None:
+                    return None
+                count = measured - overhead
+                self.counts.put(key, count)
+            total += count
+        return total
+
+    async def _count_overhead(self, api: TokenizerApi) -> int | None:
+        """What the tokenizer adds to any text (a BOS token), measured once on ``""``."""
+        if self._overhead is None:
+            answer = await self._post_extra(
+                api.path, api.text_body(self.config.model, "", special=True)
+            )
+            self._overhead = api.count_of(answer)
+        return self._overhead
 
     def _learn_context_window(self, answer: Mapping[str, Any] | None) -> None:
         window = answer.get("max_model_len") if answer else None
@@ -266,15 +375,16 @@ class Endpoint:
 
     async def count_output(self, text: str) -> int | None:
         """Exact tokens of generated text from the server's tokenizer, if it has one."""
-        if self.config.tokenize_api == "vllm":
-            answer = await self._post_extra(
-                "/tokenize", {"model": self.config.model, "prompt": text}
-            )
-            return int(answer["count"]) if answer and "count" in answer else None
-        if self.config.tokenize_api == "llamacpp":
-            answer = await self._post_extra("/extras/tokenize/count", {"input": text})
-            return int(answer["count"]) if answer and "count" in answer else None
-        return None
+        api = self.tokenizer
+        if api is None:
+            return None
+        body = api.text_body(self.config.model, text, special=False)
+        count = api.count_of(await self._post_extra(api.path, body))
+        if api.style == "llama-cpp-python" and count is not None:
+            # Its endpoint adds what it adds to any text (a BOS); generated text has none.
+            overhead = await self._count_overhead(api)
+            count = count - overhead if overhead is not None else None
+        return count
 
     def estimate_prompt(self, messages: Sequence[Mapping[str, Any]], tools: Any) -> int:
         """Prompt tokens counted locally with this endpoint's tiktoken encoding."""

@@ -14,12 +14,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
-
-import openai
 
 from spendgraph.providers.budgets import (
     BudgetLimit,
@@ -45,6 +44,7 @@ from spendgraph.providers.router import Router
 from spendgraph.providers.streaming import ChatStream
 from spendgraph.providers.telemetry.recorder import Telemetry
 from spendgraph.providers.telemetry.setup import telemetry_for
+from spendgraph.providers.transport import open_http_client
 
 __all__ = ["ChatStream", "ProviderLayer"]
 
@@ -71,10 +71,12 @@ class ProviderLayer:
         self.budget_store = budget_store or budget_store_for(ledger, self._period_spend)
         # Limits set at run time (`spendgraph budgets set`), re-read every few seconds.
         self.stored_limits = StoredLimits(ledger.engine)
-        # One connection pool for every endpoint: cheap to build, closed with the layer.
-        self._http = openai.DefaultAsyncHttpx2Client()
+        # One connection pool for every endpoint (aiohttp's when installed, see
+        # providers/transport.py), closed with the layer.
+        self._http = open_http_client(env)
+        self.transport = self._http.transport
         self.endpoints = {
-            c.name: Endpoint(c, env=env, http_client=self._http) for c in config.endpoints
+            c.name: Endpoint(c, env=env, http_client=self._http.client) for c in config.endpoints
         }
         self.router = Router(config, self.endpoints)
         self.retries = RetryPolicy(config.routing)
@@ -153,7 +155,10 @@ class ProviderLayer:
             store_text=keep_text,
             input_preview=input_text if keep_text else None,
         )
-        await self.ledger.open_query(record)
+        # Queued, not awaited: the query's first call goes out while its row commits
+        # (a voice turn waited ~2 ms here). Rows commit in queue order, so the close
+        # acknowledges the open with everything else; the close reports a failed open.
+        opened = self.ledger.submit_open_query(record)
         budget = None
         if scoped or not limits.unlimited:  # with no budget at all there is nothing to hold
             ids = replace(ids, query=record.id)
@@ -183,7 +188,7 @@ class ProviderLayer:
                 raise
             finally:
                 try:
-                    await self._close_query(scope, scope.status or status, error)
+                    await self._close_query(scope, opened, scope.status or status, error)
                 finally:  # after the close: it records the streams left open
                     traced.finish(scope, scope.status or status, failure)
 
@@ -197,13 +202,21 @@ class ProviderLayer:
         )
         return PeriodSpend(usd, tokens)
 
-    async def _close_query(self, scope: QueryScope, status: QueryStatus, error: str | None):
+    async def _close_query(
+        self, scope: QueryScope, opened: Future[None], status: QueryStatus, error: str | None
+    ):
         try:
             await scope.close_streams()
         finally:
-            # Commits in queue order: once the close is acknowledged, every call
-            # row of this query queued before it is durable too.
-            await self.ledger.close_query(scope.id, status, error=error)
+            # Commits in queue order: once the close is acknowledged, the query's
+            # open and every call row of it queued before the close are durable too.
+            try:
+                await self.ledger.close_query(scope.id, status, error=error)
+            except LedgerError as exc:
+                failed = opened.exception() if opened.done() else None
+                if failed is None:
+                    raise
+                raise LedgerError(f"query {scope.id} could not be recorded: {failed}") from exc
         lost = scope.failed_writes()
         if lost:
             raise LedgerError(

@@ -103,10 +103,20 @@ class Router:
             for name in endpoints
         }
         self._clock = clock
+        # Tier settings by name: a tier without a [tiers] table gets fresh defaults
+        # built on every lookup (~0.1 ms of pydantic work, three times a call).
+        self._tiers: dict[str, TierConfig] = {}
         # Replaced by a fresh Event at every release; waiters hold the old one.
         self._slot_freed = asyncio.Event()
 
     # -- ranking ---------------------------------------------------------
+
+    def tier(self, name: str) -> TierConfig:
+        """The config's settings of tier (or model) ``name``, looked up once."""
+        settings = self._tiers.get(name)
+        if settings is None:
+            settings = self._tiers[name] = self.config.tier(name)
+        return settings
 
     def named(self, name: str) -> Endpoint:
         """The endpoint called ``name``, else :class:`NoEndpointAvailable` with a did-you-mean."""
@@ -125,7 +135,7 @@ class Router:
         seen: set[str] = set()
         for name in self._tier_chain(request.model):
             ranked = self._rank(name, request)
-            if request.affinity_key and self.config.tier(name).prefix_affinity:
+            if request.affinity_key and self.tier(name).prefix_affinity:
                 ranked = by_affinity(ranked, request.affinity_key)
             for endpoint in ranked:
                 if endpoint.name not in seen:
@@ -141,12 +151,12 @@ class Router:
             name = pending.pop(0)
             if name not in chain:
                 chain.append(name)
-                pending.extend(self.config.tier(name).fallbacks)
+                pending.extend(self.tier(name).fallbacks)
         return chain
 
     def _rank(self, model: str, request: RouteRequest) -> list[Endpoint]:
         serving = [self.endpoints[c.name] for c in self.config.endpoints_for(model)]
-        tier = self.config.tier(model)
+        tier = self.tier(model)
         policy = tier.policy or self.config.routing.policy
         # Equal prices (replicas of a pool) go least-loaded first, so a pool
         # without prefix affinity still spreads concurrent requests.

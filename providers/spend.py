@@ -64,18 +64,18 @@ class Spend:
 
     @classmethod
     def of_call(cls, record: CallRecord) -> Spend:
-        """One ledger call row, as recorded."""
-        usage, amount, status = record.usage, record.cost_usd, record.status
+        """One ledger call row, as recorded (a row ``audit compact`` folded counts its calls)."""
+        usage, amount, status, calls = record.usage, record.cost_usd, record.status, record.folded
         return cls(
-            calls=1,
-            failed=int(status in _FAILED),
-            refused=int(status == _REFUSED),
+            calls=calls,
+            failed=calls if status in _FAILED else 0,
+            refused=calls if status == _REFUSED else 0,
             input_uncached=usage.input_uncached,
             input_cached=usage.input_cached,
             output=usage.output,
             reasoning=usage.reasoning,
             known_cost=_ZERO if amount is None else amount,
-            unpriced=int(amount is None),
+            unpriced=calls if amount is None else 0,
         )
 
     @classmethod

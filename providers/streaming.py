@@ -51,6 +51,7 @@ class StreamAccumulator:
         self.tool_calls: dict[int, _ToolCallParts] = {}
         self.finish_reason: str | None = None
         self.usage: object | None = None  # the server's last usage object, unchecked
+        self.timings: object | None = None  # llama-server's last ``timings``, unchecked
         self.usage_problem: str | None = None
         self.first_token_at: float | None = None
         self.chunks = 0
@@ -62,6 +63,9 @@ class StreamAccumulator:
         self.created = self.created or chunk.created
         if chunk.usage is not None:
             self._add_usage(chunk.usage)
+        extra = chunk.model_extra
+        if extra and extra.get("timings") is not None:
+            self.timings = extra["timings"]
         for choice in chunk.choices:
             self._add_delta(choice.delta)
             if choice.finish_reason:
@@ -343,6 +347,7 @@ class _OpenStream:
         return Outcome(
             status=status,
             reported_usage=acc.usage,
+            reported_timings=acc.timings,
             usage_problem=acc.usage_problem,
             error=error,
             generated_text=acc.generated_text(),

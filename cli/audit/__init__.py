@@ -17,14 +17,56 @@ from __future__ import annotations
 
 import typer
 
-from spendgraph.cli.audit import export, queries, reprice, show, summary
+from spendgraph.cli.lazy import Lazy, lazy_group
+
+# One line per subcommand, imported when it runs (see spendgraph.cli.lazy):
+# `audit summary` does not pay for `audit reprice`'s imports.
+COMMANDS = (
+    Lazy(
+        "queries",
+        "spendgraph.cli.audit.queries:command",
+        "One line per query: time, id, app, status, calls, tokens, cost, latency.",
+    ),
+    Lazy(
+        "show",
+        "spendgraph.cli.audit.show:command",
+        "One query as a tree: agents, their calls (endpoint, hardware, tokens, cost), totals.",
+    ),
+    Lazy(
+        "summary",
+        "spendgraph.cli.audit.summary:command",
+        "Totals per group with share of spend, cost per query and a bar chart.",
+    ),
+    Lazy(
+        "reprice",
+        "spendgraph.cli.audit.reprice:command",
+        "What the selected queries would have cost at another endpoint's prices, with the ratio.",
+    ),
+    Lazy(
+        "export",
+        "spendgraph.cli.audit.export:command",
+        "Every matching call, one row each with all its columns; costs as exact decimals.",
+    ),
+    Lazy(
+        "compact",
+        "spendgraph.cli.audit.compact:command",
+        "Fold calls started before WHEN into per-query groups; every audit total stays the same.",
+    ),
+    Lazy(
+        "serve",
+        "spendgraph.cli.audit.serve:command",
+        "Serve the audit in a browser: spend over time, queries, waterfalls, what-if.",
+    ),
+)
 
 app = typer.Typer(
     help="Audit spend: per query, per agent/endpoint/hardware, re-priced, exported.",
     no_args_is_help=True,
+    cls=lazy_group(COMMANDS),
 )
-app.command("queries")(queries.command)
-app.command("show")(show.command)
-app.command("summary")(summary.command)
-app.command("reprice")(reprice.command)
-app.command("export")(export.command)
+
+
+@app.callback()
+def _audit() -> None:
+    # A callback makes typer build a group even though no command is registered on it.
+    pass

@@ -50,33 +50,47 @@ def run(out: Output, ledger: Ledger, filters: LedgerFilter, by: GroupBy) -> None
         note_nothing_found(out, ledger, "calls")
     overall = _overall(ledger, filters, by, groups)
     if out.json_mode:
-        out.emit_json(
-            {
-                "ledger": ledger.url,
-                "filters": filter_json(filters),
-                "by": str(by),
-                "groups": [group_json(group, overall) for group in groups],
-                "total": group_json(overall, overall),
-            }
-        )
+        out.emit_json(summary_json(ledger.url, filters, by, groups, overall))
         return
     if groups:
         out.print(summary_table(out.console, by, groups, overall))
         out.print(_footnote(overall, groups), highlight=False)
 
 
+def summary_json(
+    url: str, filters: LedgerFilter, by: GroupBy, groups: list[GroupTotal], overall: GroupTotal
+) -> dict[str, Any]:
+    """What ``audit summary --json`` prints for ``groups`` and their ``overall`` total."""
+    return {
+        "ledger": url,
+        "filters": filter_json(filters),
+        "by": str(by),
+        "groups": [group_json(group, overall) for group in groups],
+        "total": group_json(overall, overall),
+    }
+
+
 def _overall(
     ledger: Ledger, filters: LedgerFilter, by: GroupBy, groups: list[GroupTotal]
 ) -> GroupTotal:
-    """The ``total`` row: groups partition the calls, so their spends sum exactly."""
-    # A query's calls can fall into several groups (agents, endpoints, days),
-    # so distinct queries cannot be summed across them -- except per app or
-    # user, which are properties of the query. Ask for that grouping if needed.
-    per_query = groups if by in (GroupBy.APP, GroupBy.USER) else ledger.summary_by("app", filters)
+    queries = None if by in _QUERY_PROPERTIES else ledger.queries_with_calls(filters)
+    return overall_of(by, groups, queries)
+
+
+# A query's calls can fall into several groups (agents, endpoints, days), so
+# distinct queries cannot be summed across them -- except per app, user or
+# tenant, which are properties of the query.
+_QUERY_PROPERTIES = (GroupBy.APP, GroupBy.USER, GroupBy.TENANT)
+
+
+def overall_of(by: GroupBy, groups: list[GroupTotal], queries: int | None) -> GroupTotal:
+    """The ``total`` row: groups partition the calls, so their spends sum exactly.
+    ``queries``: the distinct queries of all the groups (summed when None, per app,
+    user or tenant)."""
+    if by in _QUERY_PROPERTIES or queries is None:
+        queries = sum(group.queries for group in groups)
     return GroupTotal(
-        key="total",
-        queries=sum(group.queries for group in per_query),
-        spend=sum((group.spend for group in groups), Spend()),
+        key="total", queries=queries, spend=sum((group.spend for group in groups), Spend())
     )
 
 

@@ -63,7 +63,7 @@ def build(table: CodeTable | None = None) -> CompiledStateGraph:
 
 
 def _next_unless_exhausted(follower: str):
-    def route(state: GraphState) -> str:
+    async def route(state: GraphState) -> str:
         return FINISH_NODE if exhausted(state) else follower
 
     return route

@@ -214,7 +214,7 @@ def _narrate(agent: Agent, world: WorldMap, options: DungeonOptions):
     return body
 
 
-def _after_ruling(state: DungeonState) -> str:
+async def _after_ruling(state: DungeonState) -> str:
     if exhausted(state):
         return FINISH_NODE
     npc = (state.get("ruling") or {}).get("npc")
@@ -222,7 +222,7 @@ def _after_ruling(state: DungeonState) -> str:
 
 
 def _unless_exhausted(target: str):
-    def route(state: DungeonState) -> str:
+    async def route(state: DungeonState) -> str:
         return FINISH_NODE if exhausted(state) else target
 
     return route

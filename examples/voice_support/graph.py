@@ -118,7 +118,7 @@ def build_graph(
     return graph.compile(name="voice_support").with_config(recursion_limit=8)
 
 
-def _route(state: SupportState) -> str:
+async def _route(state: SupportState) -> str:
     return HANDOFF if (state.get("support") or {}).get(ESCALATED) else ASSIST
 
 

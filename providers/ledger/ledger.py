@@ -44,10 +44,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from spendgraph.providers.errors import LedgerError
 from spendgraph.providers.ledger import reads
+from spendgraph.providers.ledger.compact import Compaction, compact
 from spendgraph.providers.ledger.leases import (
     DEFAULT_LEASE,
     LeaseOptions,
     LeaseRenewer,
+    adopt_statement,
     mark_stale_interrupted,
     new_owner_id,
 )
@@ -60,6 +62,7 @@ from spendgraph.providers.ledger.records import (
     utcnow,
 )
 from spendgraph.providers.ledger.store import (
+    WRITE_OPTION,
     create_ledger_engine,
     describe_db_error,
     redact_url,
@@ -72,6 +75,7 @@ from spendgraph.providers.ledger.views import (
     LedgerFilter,
     QuerySort,
     QuerySummary,
+    TimeBuckets,
 )
 from spendgraph.providers.ledger.writer import DEFAULT_WRITER, LedgerWriter, Op, WriterOptions
 
@@ -252,6 +256,39 @@ class Ledger:
             reason = describe_db_error(exc)
             raise LedgerError(f"marking stale queries in {self._where} failed: {reason}") from exc
 
+    async def adopt_query(self, query_id: str) -> bool:
+        """Take over the lease of a running (or swept) query another process opened.
+
+        For a query that moves between processes (durable mode: the graph is
+        redelivered to another worker). Returns False when the query is closed
+        or unknown. This ledger's renewer keeps the lease from then on.
+        """
+        if self._writer.closed:
+            raise LedgerError(f"{self._where} is closed")
+        self._leases.start()
+        try:
+            return await asyncio.to_thread(self._adopt, query_id)
+        except SQLAlchemyError as exc:
+            reason = f"adopting query {query_id} in {self._where} failed: {describe_db_error(exc)}"
+            raise LedgerError(reason) from exc
+
+    def _adopt(self, query_id: str) -> bool:
+        with self._engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+            statement = adopt_statement(conn, query_id, self._owner, self._lease)
+            return conn.execute(statement).rowcount == 1
+
+    def compact(self, before: datetime) -> Compaction:
+        """Fold the calls started before ``before`` into rows that keep every total exact
+        (see :mod:`~spendgraph.providers.ledger.compact`); what is queued is written first."""
+        if self._writer.closed:
+            raise LedgerError(f"{self._where} is closed")
+        self._writer.flush()
+        try:
+            return compact(self._engine, before)
+        except SQLAlchemyError as exc:
+            reason = describe_db_error(exc)
+            raise LedgerError(f"compacting {self._where} failed: {reason}") from exc
+
     def close(self, timeout: float | None = None) -> None:
         """Write everything queued, stop the writer and the lease renewer, release
         connections. Idempotent."""
@@ -322,6 +359,19 @@ class Ledger:
         with self._reading():
             return reads.summary_by(self._engine, group, filters)
 
+    def summary_over_time(
+        self, group: GroupBy | str, filters: LedgerFilter | None, buckets: TimeBuckets
+    ) -> list[tuple[list[GroupTotal], int]]:
+        """:meth:`summary_by` and :meth:`queries_with_calls` of each of ``buckets``, in one
+        read (see :func:`reads.summary_over_time`)."""
+        with self._reading():
+            return reads.summary_over_time(self._engine, group, filters, buckets)
+
+    def queries_with_calls(self, filters: LedgerFilter | None = None) -> int:
+        """How many distinct queries made the calls matching ``filters``."""
+        with self._reading():
+            return reads.queries_with_calls(self._engine, filters)
+
     def period_spend(
         self, scope: str, scope_id: str, since: datetime, until: datetime
     ) -> tuple[Decimal, int]:
@@ -352,6 +402,7 @@ class Ledger:
 
 
 async def _acknowledged(future: asyncio.Future[None]) -> None:
-    # The job is already queued. shield: cancelling the waiting task stops the
-    # wait, never the write.
-    await asyncio.shield(future)
+    # The job is already queued: cancelling the waiting task cancels only this
+    # future (the writer skips delivering to a done one), never the write. No
+    # shield: one future and callback less per acknowledged row.
+    await future

@@ -35,14 +35,14 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlmodel.sql.sqltypes import AutoString
 
 from spendgraph.providers.errors import LedgerError
 from spendgraph.providers.ledger.schema_v1 import create_schema_v1
 from spendgraph.providers.ledger.schema_v4 import add_tenants_and_api_keys
 from spendgraph.providers.ledger.schema_v5 import add_query_leases
 from spendgraph.providers.ledger.schema_v6 import add_budget_store
-from spendgraph.providers.ledger.sqltypes import ExactDecimal, UTCDateTime
+from spendgraph.providers.ledger.schema_v7 import add_integer_costs_and_folds
+from spendgraph.providers.ledger.sqltypes import AutoString, ExactDecimal, UTCDateTime
 from spendgraph.providers.ledger.store import WRITE_OPTION
 from spendgraph.providers.ledger.tables import CALL, META, QUERY
 
@@ -101,6 +101,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "query.tenant, api_key (the front door's keys, hashed)", add_tenants_and_api_keys),
     Migration(5, "query owner and lease (stale running queries)", add_query_leases),
     Migration(6, "budget store tables (holds shared by workers)", add_budget_store),
+    Migration(
+        7,
+        "call.cost_femto, call.folded (fast exact audit sums, compaction)",
+        add_integer_costs_and_folds,
+    ),
 )
 
 

@@ -94,6 +94,8 @@ class CallRecord:
     overrun_usd: Decimal | None = None  # cost above the budget hold, when it overran
     overrun_tokens: int | None = None  # tokens above the hold, when they overran
     id: str = field(default_factory=new_sequential_id)
+    # How many calls this row stands for: more than 1 only for a row `audit compact` folded.
+    folded: int = 1
 
 
 @dataclass(frozen=True, slots=True)

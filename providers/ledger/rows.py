@@ -14,13 +14,14 @@ from spendgraph.providers.ledger.records import (
     QueryRecord,
     QueryStatus,
 )
-from spendgraph.providers.ledger.sqltypes import check_decimal
+from spendgraph.providers.ledger.sqltypes import check_decimal, femto_of
 from spendgraph.providers.usage import Usage, UsageSource
 
 
 def call_params(record: CallRecord) -> dict[str, Any]:
     """Column values of the ``call`` row for ``record``; raises on a bad cost."""
     endpoint, usage = record.endpoint, record.usage
+    cost = None if record.cost_usd is None else check_decimal(record.cost_usd)
     return {
         "id": record.id,
         "query_id": record.query_id,
@@ -46,7 +47,9 @@ def call_params(record: CallRecord) -> dict[str, Any]:
         "error_kind": record.error_kind,
         "http_status": record.http_status,
         "price_version": record.price_version,
-        "cost_usd": None if record.cost_usd is None else check_decimal(record.cost_usd),
+        "cost_usd": cost,
+        "cost_femto": femto_of(cost),
+        "folded": record.folded,
         # Text only when the record carries it (the query opted in).
         "prompt_text": record.prompt_text,
         "completion_text": record.completion_text,
@@ -140,4 +143,5 @@ def call_from_row(row: Mapping[str, Any]) -> CallRecord:
         completion_text=row["completion_text"],
         overrun_usd=row["overrun_usd"],
         overrun_tokens=row["overrun_tokens"],
+        folded=row["folded"],
     )

@@ -17,9 +17,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlmodel.sql.sqltypes import AutoString
 
-from spendgraph.providers.ledger.sqltypes import ExactDecimal, UTCDateTime
+from spendgraph.providers.ledger.sqltypes import AutoString, ExactDecimal, UTCDateTime
 
 
 def _tables() -> tuple[MetaData, list[Table]]:

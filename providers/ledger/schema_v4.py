@@ -7,9 +7,8 @@
 from __future__ import annotations
 
 from sqlalchemy import Column, Connection, Index, MetaData, Table
-from sqlmodel.sql.sqltypes import AutoString
 
-from spendgraph.providers.ledger.sqltypes import UTCDateTime
+from spendgraph.providers.ledger.sqltypes import AutoString, UTCDateTime
 
 
 def add_tenants_and_api_keys(conn: Connection) -> None:

@@ -17,9 +17,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Column, Connection, Index, MetaData, Table, update
-from sqlmodel.sql.sqltypes import AutoString
 
-from spendgraph.providers.ledger.sqltypes import UTCDateTime
+from spendgraph.providers.ledger.sqltypes import AutoString, UTCDateTime
 
 LEGACY_GRACE = timedelta(minutes=15)
 

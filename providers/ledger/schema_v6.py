@@ -19,9 +19,8 @@ PostgreSQL budget store writes accounts and holds.
 from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Connection, Index, MetaData, Table
-from sqlmodel.sql.sqltypes import AutoString
 
-from spendgraph.providers.ledger.sqltypes import ExactDecimal, UTCDateTime
+from spendgraph.providers.ledger.sqltypes import AutoString, ExactDecimal, UTCDateTime
 
 
 def add_budget_store(conn: Connection) -> None:

@@ -9,10 +9,10 @@ both backends, and the functions below aggregate them without rounding.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Context, Decimal
+from decimal import Context, Decimal, Inexact
 from typing import Any
 
-from sqlalchemy import DateTime, Numeric, Text
+from sqlalchemy import DateTime, Numeric, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -20,7 +20,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import Float, TypeDecorator, TypeEngine
 
 # Wide enough that summing millions of tiny costs never rounds.
-_SUM_CONTEXT = Context(prec=80)
+SUM_CONTEXT = Context(prec=80)
 
 
 def check_decimal(value: Any) -> Decimal:
@@ -31,6 +31,42 @@ def check_decimal(value: Any) -> Decimal:
     if not value.is_finite():
         raise ValueError(f"amount must be finite, got {value}")
     return value
+
+
+# Costs are also stored as integers of this unit (schema version 7, sums.py).
+FEMTO_EXPONENT = -15
+# Below 2^62 per row: a group's SUM of the high and low parts never overflows 64 bits.
+_FEMTO_LIMIT = 1 << 62
+# Scaling by 10^15 must never round: the Inexact trap turns rounding into "no femto value".
+_FEMTO_CONTEXT = Context(prec=80, traps=[Inexact])
+
+
+def femto_of(value: Decimal | None) -> int | None:
+    """``value`` in units of 10^-15 USD when that is an exact integer below 2^62, else None."""
+    if value is None or not value.is_finite():
+        return None
+    try:
+        scaled = _FEMTO_CONTEXT.scaleb(value, -FEMTO_EXPONENT)
+    except Inexact:
+        return None  # more digits than the context holds: summed from the decimal text
+    if scaled != scaled.to_integral_value():
+        return None  # finer than a femto-dollar: summed from the decimal text
+    units = int(scaled)
+    return units if -_FEMTO_LIMIT < units < _FEMTO_LIMIT else None
+
+
+class AutoString(TypeDecorator[str]):
+    """VARCHAR, of 255 on MySQL when no length is given: SQLModel's ``AutoString``, the type
+    the ledger's strings were created with, here so reading a ledger never imports SQLModel."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        length = getattr(self.impl, "length", None)
+        if length is None and dialect.name == "mysql":
+            return dialect.type_descriptor(String(255))
+        return super().load_dialect_impl(dialect)
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -158,7 +194,7 @@ class _DecimalSum:
         if value is None:
             return
         amount = Decimal(str(value))
-        self.total = amount if self.total is None else _SUM_CONTEXT.add(self.total, amount)
+        self.total = amount if self.total is None else SUM_CONTEXT.add(self.total, amount)
 
     def finalize(self) -> str | None:
         return None if self.total is None else format(self.total, "f")

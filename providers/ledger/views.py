@@ -33,6 +33,20 @@ class GroupBy(StrEnum):
     DAY = "day"  # UTC date, YYYY-MM-DD
 
 
+@dataclass(frozen=True, slots=True)
+class TimeBuckets:
+    """``count`` buckets of ``width_s`` seconds from ``start`` (a whole second, aware), for
+    :meth:`Ledger.summary_over_time`; the first and the last are open-ended."""
+
+    start: datetime
+    width_s: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if self.width_s < 1 or self.count < 1 or self.start.microsecond or not self.start.tzinfo:
+            raise ValueError(f"not whole-second buckets: {self!r}")
+
+
 class QuerySort(StrEnum):
     """Orders for :meth:`Ledger.list_queries`, each largest / newest first."""
 

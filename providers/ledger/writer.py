@@ -49,7 +49,6 @@ import asyncio
 import atexit
 import contextlib
 import logging
-import sqlite3
 import threading
 from collections import deque
 from collections.abc import Sequence
@@ -60,12 +59,10 @@ from queue import Empty, SimpleQueue
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Insert, bindparam, insert, null, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from spendgraph.providers.errors import LedgerError
-from spendgraph.providers.ledger.fastpath import SqliteFastPath
+from spendgraph.providers.ledger.fastpath import FastPath, FastPathFailed
 from spendgraph.providers.ledger.leases import DEFAULT_LEASE, LeaseOptions, lease_columns
 from spendgraph.providers.ledger.rows import (
     budget_event_params,
@@ -171,12 +168,10 @@ class LedgerWriter:
         self._failed: deque[Any] = deque(maxlen=KEEP_FAILED)
         # Outcomes for asyncio futures, per loop; touched by the writer thread only.
         self._deliveries: dict[asyncio.AbstractEventLoop, _Delivery] = {}
+        calls = insert(CALL) if self._sqlite else insert_call_once(engine.dialect.name)
         self._fast = (
-            SqliteFastPath(
-                self._engine,
-                {"open": self._open, "call": insert(CALL), "close": _CLOSE_QUERY},
-            )
-            if engine.dialect.name == "sqlite"
+            FastPath(self._engine, {"open": self._open, "call": calls, "close": _CLOSE_QUERY})
+            if engine.dialect.name in ("sqlite", "postgresql")
             else None
         )
 
@@ -332,7 +327,7 @@ class LedgerWriter:
         if self._fast is not None:
             try:
                 outcomes = self._write_fast(jobs)
-            except sqlite3.Error:
+            except FastPathFailed:
                 pass  # rolled back; the Core path below retries and isolates bad rows
             else:
                 for job, error in outcomes:
@@ -458,9 +453,15 @@ def insert_call_once(dialect: str) -> Insert:
     """The call-row INSERT, skipping a row whose id is already written: an attempt's row
     is idempotent by its id (a re-delivered durable activity writes it once). SQLite's
     fast path keeps its plain INSERT (durable mode runs on PostgreSQL)."""
+    # The dialect modules load here, with the engine that needs them: an audit
+    # on SQLite never imports the PostgreSQL dialect.
     if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
         return postgresql_insert(CALL).on_conflict_do_nothing(index_elements=["id"])
     if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
         return sqlite_insert(CALL).on_conflict_do_nothing(index_elements=["id"])
     return insert(CALL)
 

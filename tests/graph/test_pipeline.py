@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from spendgraph.agents import Agent, AgentStarted
-from spendgraph.graph import BudgetExhausted, RunFinished, RunOptions, pipeline, stream_graph
+from spendgraph.graph import (
+    BudgetExhausted,
+    RunFinished,
+    RunOptions,
+    pipeline,
+    run_graph,
+    stream_graph,
+)
 from spendgraph.providers.ledger.records import CallStatus, QueryStatus
 
 REQUEST = "Patient reports a sore throat and mild fever for three days."
@@ -55,3 +62,21 @@ async def test_budget_refusal_mid_pipeline_keeps_the_best_answer(layer, agents, 
         ("second", CallStatus.BUDGET_DENIED),
     ]
     assert sum(r.usage.total_tokens for r in rows) <= 300
+
+
+async def test_run_graph_ends_a_refused_pipeline_as_the_streamed_run_does(
+    layer, agents, ledger_rows
+):
+    # run_graph streams no events; the stages route themselves to finish all the same.
+    first = Agent("first", "Answer briefly.", max_tokens=10)
+    expensive = Agent("second", "Answer at length.", max_tokens=4000)
+    graph = pipeline([first, expensive, Agent("third", "Polish.", max_tokens=10)])
+    options = RunOptions(app="t", budget_tokens=300)
+    quiet = await run_graph(graph, layer, REQUEST, options=options)
+    _, streamed = await collect(graph, layer, budget_tokens=300)
+    for result in (quiet, streamed):
+        assert result.status is QueryStatus.BUDGET_EXHAUSTED and result.stop_reason == "budget"
+        assert [o.agent for o in result.outputs] == ["first"] and result.steps == 1
+        assert result.answer == result.outputs[0].content and result.answer
+        assert [r.agent_path for r in ledger_rows(result)] == ["first", "second"]
+    assert quiet.state["messages"][-1] == {"role": "assistant", "content": quiet.answer}

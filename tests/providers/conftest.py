@@ -6,10 +6,18 @@ import pytest
 
 from spendgraph.providers.config import parse_config
 from spendgraph.providers.gateway import ProviderLayer
+from spendgraph.providers.transport import TRANSPORT_ENV
 
 
 @pytest.fixture
-async def make_layer(sim, ledger):
+def http_transport() -> str | None:
+    """The layers' HTTP client (``SPENDGRAPH_HTTP_CLIENT``); None: the default. A module
+    that must pass on both transports overrides it with ``params=TRANSPORTS``."""
+    return None
+
+
+@pytest.fixture
+async def make_layer(sim, ledger, http_transport):
     """Build a ProviderLayer from a TOML snippet; ``{sim}`` expands to the simulator's URL."""
     layers: list[ProviderLayer] = []
 
@@ -18,7 +26,8 @@ async def make_layer(sim, ledger):
     ) -> ProviderLayer:
         text = toml.replace("{sim}", sim_url or sim.base_url)
         config = parse_config(text, source="test.toml", env=env or {})
-        layer = ProviderLayer(config, ledger, env=env or {})
+        chosen = {TRANSPORT_ENV: http_transport} if http_transport else {}
+        layer = ProviderLayer(config, ledger, env={**chosen, **(env or {})})
         layers.append(layer)
         return layer
 

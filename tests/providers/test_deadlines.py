@@ -13,6 +13,7 @@ import time
 
 import pytest
 from hostile_server import ANSWER, hostile_server
+from transports import both_transports
 
 from spendgraph.providers import ChatRequest, NoEndpointAvailable, StreamCut
 from spendgraph.providers.config import RoutingConfig, parse_config
@@ -39,6 +40,10 @@ price = {{ input = {price}, cached_input = {price}, output = {price} }}
 
 def routing(max_retries: int = 0, extra: str = "") -> str:
     return f"[routing]\nmax_retries = {max_retries}\n{FAST_BACKOFF}{extra}\n"
+
+
+# Every case must hold on both HTTP clients (their timeouts and errors differ).
+http_transport = both_transports()
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from hostile_server import ANSWER, hostile_server
+from transports import both_transports
 
 from spendgraph.providers import ChatRequest, NoEndpointAvailable, StreamCut
 from spendgraph.providers.errors import BadResponse, EndpointError
@@ -30,6 +31,10 @@ timeout_s = 5
 price = {{ input = {price}, cached_input = {price}, output = {price} }}
 {extra}
 """
+
+
+# Every case must hold on both HTTP clients (their timeouts and errors differ).
+http_transport = both_transports()
 
 
 @pytest.fixture(scope="module")

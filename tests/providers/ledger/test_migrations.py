@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import threading
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import inspect
 
 from spendgraph.providers.errors import LedgerError
 from spendgraph.providers.ledger import MIGRATIONS, Ledger, Migration, latest_version
-from spendgraph.providers.ledger.tables import LedgerModel
+from spendgraph.providers.ledger.tables import METADATA
 
 
 def _add_region(conn) -> None:
@@ -35,8 +36,8 @@ def _has_region(kit, url: str) -> bool:
 
 
 def test_a_fresh_ledger_is_at_the_latest_version(ledger: Ledger, ledger_url, kit):
-    assert ledger.schema_version == latest_version() == 6
-    assert _version(kit, ledger_url) == 6
+    assert ledger.schema_version == latest_version() == 7
+    assert _version(kit, ledger_url) == 7
 
 
 async def test_an_old_ledger_migrates_keeping_its_rows(ledger_url, kit):
@@ -107,7 +108,7 @@ def test_concurrent_opens_of_a_fresh_ledger_migrate_once(ledger_url):
 def test_fresh_schema_matches_the_models(ledger: Ledger):
     # Replaying the steps must build exactly the tables the models describe.
     inspector = inspect(ledger.engine)
-    for table in LedgerModel.metadata.sorted_tables:
+    for table in METADATA.sorted_tables:
         columns = {c["name"] for c in inspector.get_columns(table.name)}
         assert columns == set(table.columns.keys()), table.name
 
@@ -152,13 +153,18 @@ SNAPSHOT[6] = {
     "budget_hold": "attempt_id account query_id usd tokens expires_at state created_at released_at",
 }
 
+SNAPSHOT[7] = {
+    **SNAPSHOT[6],
+    "call": SNAPSHOT[6]["call"] + " cost_femto folded",
+}
+
 
 def test_schema_snapshot():
     # Fails on any change to the models: add a migration step (freezing version 1,
     # see migrations.py), then record the new version's columns here.
     version = latest_version()
     assert version in SNAPSHOT, f"record the columns of schema version {version}"
-    actual = {t.name: set(t.columns.keys()) for t in LedgerModel.metadata.sorted_tables}
+    actual = {t.name: set(t.columns.keys()) for t in METADATA.sorted_tables}
     assert actual == {name: set(cols.split()) for name, cols in SNAPSHOT[version].items()}
 
 
@@ -177,8 +183,12 @@ def test_a_version_1_ledger_migrates_and_its_calls_read_without_overrun(ledger_u
     with Ledger.open(ledger_url) as current:
         assert current.schema_version == latest_version()
         (call,) = current.iter_calls()
+        (model,) = current.summary_by("model")
     assert call.overrun_usd is None and call.overrun_tokens is None
     assert call.usage.output == 5
+    # Version 7 backfilled the integer cost audits sum, and the row stands for one call.
+    assert kit.execute_raw(ledger_url, "SELECT cost_femto, folded FROM call") == [(10**12, 1)]
+    assert model.spend.known_cost == Decimal("0.001")
 
 
 def test_an_empty_database_is_not_created_when_asked_not_to(ledger_url):

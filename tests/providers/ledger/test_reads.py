@@ -15,6 +15,7 @@ from spendgraph.providers.ledger import (
     LedgerFilter,
     QuerySort,
     QueryStatus,
+    TimeBuckets,
 )
 from spendgraph.providers.spend import Spend
 from spendgraph.providers.usage import Usage
@@ -244,6 +245,29 @@ async def test_summary_by_filters(ledger: Ledger, kit):
     dungeon = sum(g.spend for g in ledger.summary_by(GroupBy.ENDPOINT, LedgerFilter(app="dungeon")))
     assert (dungeon.calls, dungeon.unpriced) == (6, 1)
     assert len(records) == 13
+
+
+@pytest.mark.parametrize("group", [GroupBy.AGENT, GroupBy.APP, GroupBy.HARDWARE])
+async def test_summary_over_time_is_summary_by_of_each_bucket(ledger: Ledger, kit, group):
+    await _mixed_calls(ledger, kit)
+    window = LedgerFilter(since=kit.at(1))  # leaves out the first call
+    # 10-hour buckets from T0: two edges fall exactly on a call's start (T0 + 20h, 40h: it
+    # lands in the later bucket), one bucket is empty, the last is open (T0 + 60h counts).
+    buckets = TimeBuckets(start=kit.at(0), width_s=36_000, count=5)
+
+    per_bucket = ledger.summary_over_time(group, window, buckets)
+
+    assert len(per_bucket) == buckets.count
+    edges = [kit.at(600 * i) for i in range(1, buckets.count)]
+    bounds = [window.since, *edges, None]
+    for (groups, queries), since, until in zip(per_bucket, bounds[:-1], bounds[1:], strict=True):
+        alone = LedgerFilter(since=since, until=until)
+        assert groups == ledger.summary_by(group, alone)
+        assert queries == ledger.queries_with_calls(alone)
+    whole = sum((g.spend for groups, _ in per_bucket for g in groups), Spend())
+    assert whole == sum((g.spend for g in ledger.summary_by(group, window)), Spend())
+    assert whole.calls == 12
+    assert [sum(g.spend.calls for g in groups) for groups, _ in per_bucket] == [3, 0, 3, 0, 6]
 
 
 async def test_iter_calls_filters_in_start_order(ledger: Ledger, kit):
