@@ -280,6 +280,10 @@ class Endpoint:
         changes nothing in a body of plain JSON values, which is what
         :meth:`ChatRequest.body` builds; ``post`` is the SDK's own request path
         after it, with the same auth, retries (none), timeout and response types.
+
+        A stream yields each event's JSON as the SDK decoded it (``AsyncStream[object]``,
+        its error events already raised); :func:`~spendgraph.providers.responses.parse_chunk`
+        turns it into a chunk far faster than the SDK's own construction.
         """
         payload = dict(body)
         headers = payload.pop("extra_headers", None)
@@ -290,7 +294,7 @@ class Endpoint:
             cast_to=ChatCompletion,
             options={"headers": headers} if headers else {},
             stream=stream,
-            stream_cls=openai.AsyncStream[ChatCompletionChunk],
+            stream_cls=openai.AsyncStream[object],
         )
 
     async def count_prompt(self, messages: Sequence[Mapping[str, Any]], tools: Any) -> int | None:

@@ -32,6 +32,7 @@ _EXPORTS = {
     "QueryRecord": "records",
     "QueryStatus": "records",
     "new_id": "records",
+    "RollupRefresh": "rollup",
     "new_sequential_id": "records",
     "utcnow": "records",
     "DEFAULT_LEDGER_FILE": "store",
@@ -70,6 +71,7 @@ __all__ = [
     "QuerySort",
     "QueryStatus",
     "QuerySummary",
+    "RollupRefresh",
     "TimeBuckets",
     "WriterOptions",
     "latest_version",
@@ -100,6 +102,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
         new_sequential_id,
         utcnow,
     )
+    from spendgraph.providers.ledger.rollup import RollupRefresh
     from spendgraph.providers.ledger.store import (
         DEFAULT_LEDGER_FILE,
         LEDGER_ENV_VAR,

@@ -15,7 +15,8 @@ token, the other folded rows have none. What is dropped: per-call timings,
 request ids, attempts, error details and any stored prompt/completion text.
 
 Each batch of queries is folded in one transaction (deletes and inserts
-together), so a crash mid-way leaves every query either folded or untouched.
+together, and the audit rollup's sealed hours before ``before`` dropped), so a
+crash mid-way leaves every query either folded or untouched.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, delete, insert, or_, select
 
 from spendgraph.providers.ledger.records import QueryStatus
+from spendgraph.providers.ledger.rollup import drop_before
 from spendgraph.providers.ledger.sqltypes import SUM_CONTEXT, femto_of
 from spendgraph.providers.ledger.store import WRITE_OPTION
 from spendgraph.providers.ledger.tables import CALL, QUERY
@@ -64,6 +66,8 @@ def compact(engine: Engine, before: datetime) -> Compaction:
             if len(new) >= len(old):
                 continue  # nothing to gain: every call is alone in its group
             ids = [row.id for row in old]
+            # The rollup's hours before `before` no longer hold these rows: resealed later.
+            drop_before(conn, before)
             for start in range(0, len(ids), 500):
                 conn.execute(delete(CALL).where(CALL.c.id.in_(ids[start : start + 500])))
             conn.execute(insert(CALL), new)

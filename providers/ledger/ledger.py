@@ -61,6 +61,7 @@ from spendgraph.providers.ledger.records import (
     QueryStatus,
     utcnow,
 )
+from spendgraph.providers.ledger.rollup import RollupRefresh, refresh_rollup
 from spendgraph.providers.ledger.store import (
     WRITE_OPTION,
     create_ledger_engine,
@@ -288,6 +289,21 @@ class Ledger:
         except SQLAlchemyError as exc:
             reason = describe_db_error(exc)
             raise LedgerError(f"compacting {self._where} failed: {reason}") from exc
+
+    def refresh_rollup(
+        self, *, now: datetime | None = None, time_budget_s: float | None = None
+    ) -> RollupRefresh:
+        """Seal the hours that have ended into the audit rollup (see
+        :mod:`~spendgraph.providers.ledger.rollup`): later audits add them up instead of
+        scanning their rows. ``time_budget_s`` stops early; the rest is sealed next time."""
+        if self._writer.closed:
+            raise LedgerError(f"{self._where} is closed")
+        try:
+            return refresh_rollup(self._engine, now=now, time_budget_s=time_budget_s)
+        except SQLAlchemyError as exc:
+            reason = describe_db_error(exc)
+            message = f"sealing the audit rollup of {self._where} failed: {reason}"
+            raise LedgerError(message) from exc
 
     def close(self, timeout: float | None = None) -> None:
         """Write everything queued, stop the writer and the lease renewer, release

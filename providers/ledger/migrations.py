@@ -42,6 +42,7 @@ from spendgraph.providers.ledger.schema_v4 import add_tenants_and_api_keys
 from spendgraph.providers.ledger.schema_v5 import add_query_leases
 from spendgraph.providers.ledger.schema_v6 import add_budget_store
 from spendgraph.providers.ledger.schema_v7 import add_integer_costs_and_folds
+from spendgraph.providers.ledger.schema_v8 import add_rollup
 from spendgraph.providers.ledger.sqltypes import AutoString, ExactDecimal, UTCDateTime
 from spendgraph.providers.ledger.store import WRITE_OPTION
 from spendgraph.providers.ledger.tables import CALL, META, QUERY
@@ -106,6 +107,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "call.cost_femto, call.folded (fast exact audit sums, compaction)",
         add_integer_costs_and_folds,
     ),
+    Migration(8, "rollup_hour, rollup_sealed, rollup_span (audits at scale)", add_rollup),
 )
 
 

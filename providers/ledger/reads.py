@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import (
-    Column,
     ColumnElement,
     Connection,
     Engine,
@@ -33,9 +33,18 @@ from sqlalchemy import (
 )
 
 from spendgraph.providers.errors import LedgerError
+from spendgraph.providers.ledger import rollup_reads
+from spendgraph.providers.ledger.dimensions import (
+    CALLS_WITH_QUERY,
+    GROUP_KEYS,
+    TOTAL,
+    is_constant,
+    of_query,
+)
 from spendgraph.providers.ledger.records import BudgetEventRecord, CallRecord, QueryStatus
+from spendgraph.providers.ledger.rollup import in_intervals
 from spendgraph.providers.ledger.rows import call_from_row
-from spendgraph.providers.ledger.sqltypes import exact_sum, utc_day
+from spendgraph.providers.ledger.sqltypes import exact_sum
 from spendgraph.providers.ledger.sums import call_totals, sortable_cost, spend_of
 from spendgraph.providers.ledger.tables import BUDGET_EVENT, CALL, QUERY
 from spendgraph.providers.ledger.views import (
@@ -49,19 +58,6 @@ from spendgraph.providers.ledger.views import (
 )
 
 _Choice = TypeVar("_Choice", GroupBy, QuerySort)
-
-_CALLS_WITH_QUERY = CALL.outerjoin(QUERY, CALL.c.query_id == QUERY.c.id)
-
-_GROUP_KEYS: dict[GroupBy, ColumnElement[Any]] = {
-    GroupBy.AGENT: CALL.c.agent_path,
-    GroupBy.ENDPOINT: CALL.c.endpoint,
-    GroupBy.MODEL: CALL.c.model,
-    GroupBy.HARDWARE: CALL.c.hardware,
-    GroupBy.APP: QUERY.c.app,
-    GroupBy.USER: QUERY.c.user,
-    GroupBy.TENANT: QUERY.c.tenant,
-    GroupBy.DAY: utc_day(CALL.c.started_at),
-}
 
 
 def query_summary(engine: Engine, query_id: str) -> QuerySummary:
@@ -142,15 +138,45 @@ def summary_by(
 ) -> list[GroupTotal]:
     """Call totals per value of ``group``: by known cost, highest first (``day``: by date)."""
     dimension = _choice(GroupBy, group)
-    with engine.connect() as conn:
+    with _snapshot(engine) as conn:
         return _summary_rows(conn, dimension, filters)
 
 
 def _summary_rows(
     conn: Connection, dimension: GroupBy, filters: LedgerFilter | None
 ) -> list[GroupTotal]:
-    stmt = grouped_totals((_GROUP_KEYS[dimension],), filters, conn.dialect.name)
-    return _sorted_groups(dimension, conn.execute(stmt).mappings().all())
+    groups = _from_rollup(conn, dimension, filters)
+    if groups is not None:
+        return _sorted_groups(dimension, groups)
+    stmt = grouped_totals((GROUP_KEYS[dimension],), filters, conn.dialect.name)
+    return _sorted_groups(dimension, [_group_total(row) for row in conn.execute(stmt).mappings()])
+
+
+def _from_rollup(
+    conn: Connection, dimension: GroupBy | str, filters: LedgerFilter | None
+) -> list[GroupTotal] | None:
+    """The groups from sealed hours plus a scan of the rest, when the rollup can answer."""
+    if not rollup_reads.rollup_usable(filters):
+        return None
+
+    def scan(key: ColumnElement[Any], within: Sequence[Any]) -> Select[Any]:
+        return grouped_totals((key,), filters, conn.dialect.name, within=within)
+
+    return rollup_reads.group_totals(conn, dimension, filters, scan)
+
+
+@contextmanager
+def _snapshot(engine: Engine) -> Iterator[Connection]:
+    """A connection whose statements all read one snapshot: a read of the rollup and of
+    the rows around it must agree (SQLite: its read transaction already does)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        yield conn
+
+
+def _group_total(row: Mapping[str, Any]) -> GroupTotal:
+    return GroupTotal(key=row["key_0"], queries=row["queries"], spend=spend_of(row))
 
 
 def summary_over_time(
@@ -170,7 +196,7 @@ def summary_over_time(
     dimension = _choice(GroupBy, group)
     per_query = dimension in (GroupBy.APP, GroupBy.USER, GroupBy.TENANT)
     out = []
-    with engine.connect() as conn:
+    with _snapshot(engine) as conn:
         for bounds in _bucket_filters(filters, buckets):
             groups = _summary_rows(conn, dimension, bounds)
             queries = sum(g.queries for g in groups) if per_query else None
@@ -193,10 +219,7 @@ def _bucket_filters(filters: LedgerFilter | None, buckets: TimeBuckets) -> list[
     return out
 
 
-def _sorted_groups(dimension: GroupBy, rows: Sequence[Mapping[str, Any]]) -> list[GroupTotal]:
-    totals = [
-        GroupTotal(key=row["key_0"], queries=row["queries"], spend=spend_of(row)) for row in rows
-    ]
+def _sorted_groups(dimension: GroupBy, totals: list[GroupTotal]) -> list[GroupTotal]:
     # Sorted here, on exact costs: a handful of groups, and no float ordering in SQL.
     if dimension is GroupBy.DAY:
         totals.sort(key=lambda total: total.key or "")
@@ -207,7 +230,11 @@ def _sorted_groups(dimension: GroupBy, rows: Sequence[Mapping[str, Any]]) -> lis
 
 
 def grouped_totals(
-    keys: tuple[ColumnElement[Any], ...], filters: LedgerFilter | None, dialect: str
+    keys: tuple[ColumnElement[Any], ...],
+    filters: LedgerFilter | None,
+    dialect: str,
+    *,
+    within: Sequence[tuple[datetime | None, datetime | None]] | None = None,
 ) -> Select[Any]:
     """One row per value of ``keys`` (labelled ``key_0``...): :func:`call_totals` and the
     number of distinct queries (``queries``), in one statement (so one snapshot).
@@ -216,21 +243,28 @@ def grouped_totals(
     groups, not ``count(DISTINCT query_id)``: it sorts inside a DISTINCT
     aggregate (never in parallel) where a GROUP BY hashes -- at 1M calls that
     was ~1.2 s of a 1.5 s summary. On SQLite it is the other way round (its
-    DISTINCT aggregate is one b-tree per group; the pairs cost 2x)."""
-    of_query = any(isinstance(key, Column) and key.table is QUERY for key in keys)
-    source = _CALLS_WITH_QUERY if of_query or _filters_queries(filters) else CALL
+    DISTINCT aggregate is one b-tree per group; the pairs cost 2x).
+
+    ``within`` limits the calls to those ``[start, end)`` intervals (the rollup's
+    unsealed parts) instead of ``filters``' time bounds."""
+    joins = any(of_query(key) for key in keys)
+    source = CALLS_WITH_QUERY if joins or _filters_queries(filters) else CALL
     where = _conditions(filters, CALL.c.started_at)
+    if within is not None:
+        bounds = dataclasses.replace(filters or LedgerFilter(), since=None, until=None)
+        where = [*_conditions(bounds, CALL.c.started_at), in_intervals(CALL.c.started_at, within)]
     labelled = [key.label(f"key_{n}") for n, key in enumerate(keys)]
+    grouping = [key for key in keys if not is_constant(key)]
     sums = select(*labelled, *call_totals(CALL)).select_from(source).where(*where)
     if dialect != "postgresql":
         distinct_queries = func.count(distinct(CALL.c.query_id)).label("queries")
-        return sums.add_columns(distinct_queries).group_by(*keys)
-    sums = sums.group_by(*keys).subquery("sums")
+        return sums.add_columns(distinct_queries).group_by(*grouping)
+    sums = sums.group_by(*grouping).subquery("sums")
     pairs = (
         select(*labelled)
         .select_from(source)
         .where(*where, CALL.c.query_id.is_not(None))
-        .group_by(*keys, CALL.c.query_id)
+        .group_by(*grouping, CALL.c.query_id)
         .subquery("pairs")
     )
     names = [column.name for column in labelled]
@@ -245,13 +279,16 @@ def grouped_totals(
 
 def queries_with_calls(engine: Engine, filters: LedgerFilter | None = None) -> int:
     """How many distinct queries the calls matching ``filters`` belong to (a summary's total)."""
-    with engine.connect() as conn:
+    with _snapshot(engine) as conn:
         return _distinct_queries(conn, filters)
 
 
 def _distinct_queries(conn: Connection, filters: LedgerFilter | None) -> int:
+    total = _from_rollup(conn, TOTAL, filters)
+    if total is not None:
+        return sum(group.queries for group in total)
     c = CALL.c
-    source = _CALLS_WITH_QUERY if _filters_queries(filters) else CALL
+    source = CALLS_WITH_QUERY if _filters_queries(filters) else CALL
     where = _conditions(filters, c.started_at)
     if conn.dialect.name == "postgresql":  # groups, not a DISTINCT aggregate: see above
         ids = select(c.query_id).select_from(source).where(*where, c.query_id.is_not(None))
@@ -274,7 +311,7 @@ def iter_calls(
     """Every call matching ``filters`` in start order, streamed ``batch`` rows at a time."""
     stmt = (
         select(CALL)
-        .select_from(_CALLS_WITH_QUERY)
+        .select_from(CALLS_WITH_QUERY)
         .where(*_conditions(filters, CALL.c.started_at))
         .order_by(CALL.c.started_at, CALL.c.id)
         .execution_options(yield_per=batch)

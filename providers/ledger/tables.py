@@ -1,8 +1,10 @@
 """The ledger's tables: query, call, budget_event, api_key, the budget store, ledger_meta.
 
-Totals are never stored: a query's tokens and cost are the SUM of its
+Totals are never the record: a query's tokens and cost are the SUM of its
 ``call`` rows (``cost_femto`` is the same cost as an integer, for fast exact
 sums; a row folded by ``audit compact`` stands for ``folded`` calls). The
+audit rollup (``rollup_*``, schema version 8) only caches such sums for
+sealed hours, checked against the rows it came from at every read. The
 tables live in their own :data:`METADATA`, so an app that defines tables of
 its own never creates ledger tables by accident (or the other way round).
 
@@ -31,6 +33,7 @@ from sqlalchemy import (
     Text,
 )
 
+from spendgraph.providers.ledger.schema_v8 import rollup_tables
 from spendgraph.providers.ledger.sqltypes import AutoString, ExactDecimal, UTCDateTime
 
 METADATA = MetaData()
@@ -203,3 +206,7 @@ BUDGET_HOLD = Table(
     Index("ix_budget_hold_expiry", "state", "expires_at"),
     Index("ix_budget_hold_account", "account", "state", "expires_at"),
 )
+
+
+# -- the audit rollup (schema version 8; see rollup.py) -----------------------
+ROLLUP_HOUR, ROLLUP_SEALED, ROLLUP_SPAN = rollup_tables(METADATA)

@@ -36,8 +36,8 @@ def _has_region(kit, url: str) -> bool:
 
 
 def test_a_fresh_ledger_is_at_the_latest_version(ledger: Ledger, ledger_url, kit):
-    assert ledger.schema_version == latest_version() == 7
-    assert _version(kit, ledger_url) == 7
+    assert ledger.schema_version == latest_version() == 8
+    assert _version(kit, ledger_url) == 8
 
 
 async def test_an_old_ledger_migrates_keeping_its_rows(ledger_url, kit):
@@ -156,6 +156,14 @@ SNAPSHOT[6] = {
 SNAPSHOT[7] = {
     **SNAPSHOT[6],
     "call": SNAPSHOT[6]["call"] + " cost_femto folded",
+}
+
+SNAPSHOT[8] = {
+    **SNAPSHOT[7],
+    "rollup_hour": "dim hour value value_null calls failed refused input_uncached input_cached "
+    "output reasoning cost_unknown single_queries femto_hi femto_lo cost_rest",
+    "rollup_sealed": "start end rows",
+    "rollup_span": "query_id first_hour last_hour",
 }
 
 
