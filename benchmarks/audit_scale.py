@@ -1,17 +1,20 @@
 """Audits at scale: ``audit summary --by ...`` and ``audit queries`` over 1M (or 10M) call rows.
 
-    python benchmarks/audit_scale.py --calls 1000000
+    python benchmarks/audit_scale.py --calls 1000000 --scan
     python benchmarks/audit_scale.py --calls 10000000 --postgres postgresql://postgres@127.0.0.1/test
 
 Rows are generated straight into a fresh ledger (a new SQLite file; a new
 PostgreSQL schema, dropped afterwards) with bulk inserts, not through the
 writer: ten calls per query, eight agents, six endpoints, thirty days, 1% of
 calls unpriced, 3% failed (``--keep FILE`` keeps the SQLite ledger to measure
-again without regenerating it). Each audit runs through the ledger's read API (what
-the CLI runs, minus start-up: see cli_startup.py) ``--repeat`` times; the
-table shows the best time and its ratio to the baseline, a plain scan
-``SELECT sum(output) FROM call`` of the same database. Targets: under 1 s at 1M
-calls, under 5 s at 10M. Not a test.
+again without regenerating it). The audit rollup is emptied, then (``--scan``)
+each audit is timed over the rows alone, then the rollup is sealed (timed: a
+one-time cost, like an index build) and refreshed again with nothing new
+(what each audit pays), and each audit is timed again. Each audit runs through
+the ledger's read API (what the CLI runs, minus start-up: see cli_startup.py)
+``--repeat`` times; the table shows the best time and its ratio to the
+baseline, a plain scan ``SELECT sum(output) FROM call`` of the same database.
+Targets: under 1 s at 1M calls, under 5 s at 10M. Not a test.
 """
 
 from __future__ import annotations
@@ -41,7 +44,13 @@ from spendgraph.providers.ledger import (
     resolve_ledger_url,
 )
 from spendgraph.providers.ledger.sqltypes import femto_of
-from spendgraph.providers.ledger.tables import CALL, QUERY
+from spendgraph.providers.ledger.tables import (
+    CALL,
+    QUERY,
+    ROLLUP_HOUR,
+    ROLLUP_SEALED,
+    ROLLUP_SPAN,
+)
 from spendgraph.serve.audit.timeline import timeline
 
 AGENTS = [f"supervisor/specialist-{i}" for i in range(7)] + ["supervisor"]
@@ -173,9 +182,9 @@ def plan(ledger: Ledger) -> list[tuple[str, Callable[[], object]]]:
 def _summary(ledger: Ledger, group: GroupBy, filters: LedgerFilter | None = None) -> object:
     """The reads `audit summary` makes: the groups, and the total's distinct queries."""
     groups = ledger.summary_by(group, filters)
-    if group not in (GroupBy.APP, GroupBy.USER, GroupBy.TENANT):
-        ledger.queries_with_calls(filters)
-    return groups
+    if group in (GroupBy.APP, GroupBy.USER, GroupBy.TENANT):
+        return groups, None
+    return groups, ledger.queries_with_calls(filters)
 
 
 def _spend_page(ledger: Ledger) -> object:
@@ -194,17 +203,52 @@ def _filtered(ledger: Ledger) -> object:
     return _summary(ledger, GroupBy.AGENT, LedgerFilter(app="dungeon"))
 
 
-def measure(url: str, repeat: int) -> list[tuple[str, float]]:
+def measure(url: str, repeat: int, scan: bool) -> list[tuple[str, float]]:
+    """Each read's best time with the rollup sealed (after the seal's own time); with
+    ``scan``, first each read over the rows alone (the rollup emptied)."""
     results = []
     with Ledger.open(url, create=False) as ledger:
-        for name, step in plan(ledger):
-            best = float("inf")
-            for _ in range(repeat):
-                started = time.perf_counter()
-                step()
-                best = min(best, time.perf_counter() - started)
-            results.append((name, best))
+        _empty_rollup(ledger)
+        if scan:
+            from_rows = _timed(ledger, repeat)
+            results += [(f"{name} [rows only]", best) for name, best, _ in from_rows]
+        started = time.perf_counter()
+        sealed = ledger.refresh_rollup()
+        results.append((f"audit rollup: seal {sealed.sealed_hours} hours (once)", _since(started)))
+        started = time.perf_counter()
+        ledger.refresh_rollup()
+        results.append(("audit rollup: refresh, nothing new (each audit)", _since(started)))
+        with_rollup = _timed(ledger, repeat)
+        results += [(name, best) for name, best, _ in with_rollup]
+    if scan:  # the rollup must answer exactly what the rows answer
+        differ = [a[0] for a, b in zip(from_rows, with_rollup, strict=True) if a[2] != b[2]]
+        if differ:
+            raise SystemExit(f"the rollup's answers differ from the rows' for: {differ}")
     return results
+
+
+def _since(started: float) -> float:
+    return time.perf_counter() - started
+
+
+def _timed(ledger: Ledger, repeat: int) -> list[tuple[str, float, object]]:
+    """(read, best seconds, what it returned) for each read of :func:`plan`."""
+    results = []
+    for name, step in plan(ledger):
+        best, answer = float("inf"), None
+        for _ in range(repeat):
+            started = time.perf_counter()
+            answer = step()
+            best = min(best, _since(started))
+        results.append((name, best, answer))
+    return results
+
+
+def _empty_rollup(ledger: Ledger) -> None:
+    """Start from no sealed hours (a kept ledger may hold an earlier run's)."""
+    with ledger.engine.begin() as conn:
+        for table in (ROLLUP_HOUR, ROLLUP_SEALED, ROLLUP_SPAN):
+            conn.execute(table.delete())
 
 
 def render(title: str, results: list[tuple[str, float]], target: float) -> Table:
@@ -232,7 +276,7 @@ def run(console: Console, title: str, fresh: Callable, args: argparse.Namespace)
         else:
             seconds = fill(url, args.calls)
             console.print(f"{title}: {args.calls:,} calls generated in {seconds:.1f} s")
-        results = measure(url, args.repeat)
+        results = measure(url, args.repeat, args.scan)
     console.print(render(f"{title}, {args.calls:,} calls", results, target))
 
 
@@ -241,6 +285,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=1_000_000, help="call rows (10M: 10000000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per read; best is shown")
     parser.add_argument("--postgres", metavar="URL", help="also run against this PostgreSQL")
+    parser.add_argument(
+        "--scan", action="store_true", help="also time each read over the rows alone (slow)"
+    )
     parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only")
     parser.add_argument(
         "--keep",
