@@ -53,6 +53,11 @@ COMMANDS = (
         "Fold calls started before WHEN into per-query groups; every audit total stays the same.",
     ),
     Lazy(
+        "rollup",
+        "spendgraph.cli.audit.rollup:command",
+        "Seal every hour that has ended into the audit rollup; audits then add up sealed hours.",
+    ),
+    Lazy(
         "serve",
         "spendgraph.cli.audit.serve:command",
         "Serve the audit in a browser: spend over time, queries, waterfalls, what-if.",

@@ -46,6 +46,29 @@ def audit_ledger(url: str | None, *, origin: str | None = None) -> Iterator[Ledg
         yield ledger
 
 
+# How long a summary may spend sealing hours before it reads (the rest: next time).
+SEAL_BUDGET_S = 1.0
+
+
+def seal_due_hours(out: Output | None, ledger: Ledger) -> None:
+    """Seal the hours that have ended (for about :data:`SEAL_BUDGET_S`), so the read that
+    follows adds up sealed hours; a read-only ledger is read from its rows as it is."""
+    try:
+        result = ledger.refresh_rollup(time_budget_s=SEAL_BUDGET_S)
+    except LedgerError:
+        return
+    if out is not None and not result.complete:
+        out.errors.print(
+            f"sealed {result.sealed_hours:,} hours of the audit rollup of {ledger.url}; more "
+            "are due and are read from their rows until then. `spendgraph audit rollup` "
+            "seals them all at once.",
+            style="yellow",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
 def is_empty(ledger: Ledger) -> bool:
     """True when the ledger holds no query and no call at all."""
     if ledger.list_queries(limit=1):

@@ -17,7 +17,7 @@ from rich.table import Table
 
 from spendgraph.cli import formats as fmt
 from spendgraph.cli.audit.command import audit_command
-from spendgraph.cli.audit.ledger import note_nothing_found
+from spendgraph.cli.audit.ledger import note_nothing_found, seal_due_hours
 from spendgraph.cli.console import Output
 from spendgraph.cli.options import (
     filter_json,
@@ -45,6 +45,7 @@ def command(
 
 
 def run(out: Output, ledger: Ledger, filters: LedgerFilter, by: GroupBy) -> None:
+    seal_due_hours(out, ledger)
     groups = ledger.summary_by(by, filters)
     if not groups:
         note_nothing_found(out, ledger, "calls")
