@@ -5,6 +5,8 @@ The table of issue 17 in one command::
 
     python benchmarks/side_by_side.py --calls 400 --rounds 5
 
+``--mode stream`` (or ``plain``) measures one mode alone, in half the time.
+
 Rounds interleave every column, so machine noise hits all alike; the simulator
 runs in its own process at time scale 0 (it answers at once, so what is left is
 the client side). Each cell is a ratio against the raw ``openai.AsyncOpenAI``
@@ -50,6 +52,7 @@ from spendgraph.providers.transport import TRANSPORT_ENV, aiohttp_installed
 
 Call = Callable[[], Awaitable[None]]
 BASELINE = "raw openai (default client)"
+MODES = {"both": (False, True), "plain": (False,), "stream": (True,)}  # --mode: stream or not
 
 
 def litellm_call(router, stream: bool) -> Call:
@@ -113,12 +116,19 @@ async def _nothing() -> None:
     return None
 
 
-async def measure(url: str, calls: int, rounds: int, ledger_path: Path, with_litellm: bool):
-    """{(stream, concurrency): {column: [(latencies, wall), ...]}}."""
+async def measure(
+    url: str,
+    calls: int,
+    rounds: int,
+    ledger_path: Path,
+    with_litellm: bool,
+    modes: tuple[bool, ...],
+):
+    """{(stream, concurrency): {column: [(latencies, wall), ...]}} for each of ``modes``."""
     columns, ledger = await open_columns(url, ledger_path, with_litellm)
     results: dict[tuple[bool, int], dict[str, list]] = {}
     try:
-        for stream in (False, True):
+        for stream in modes:
             for concurrency in (1, 64):
                 cell = results[(stream, concurrency)] = {name: [] for name in columns}
                 for make, _ in columns.values():  # warm each pool up, untimed
@@ -141,13 +151,13 @@ def _rate(runs, calls: int) -> float:
     return statistics.median(calls / run[1] for run in runs)
 
 
-def report(results, calls: int) -> None:
+def report(results, calls: int, modes: tuple[bool, ...]) -> None:
     table = Table(title="Side by side: ratios vs raw AsyncOpenAI with its default client")
     for column in ("path", "mode", "c=1 latency", "c=64 throughput", "c=1 ms", "c=64 calls/s"):
         table.add_column(column, justify="left" if column in ("path", "mode") else "right")
-    names = list(results[(False, 1)])
+    names = list(results[(modes[0], 1)])
     for name in names:
-        for stream in (False, True):
+        for stream in modes:
             one, many = results[(stream, 1)], results[(stream, 64)]
             latency = _latency(one[name]) / _latency(one[BASELINE])
             rate = _rate(many[name], calls) / _rate(many[BASELINE], calls)
@@ -167,11 +177,15 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400, help="calls per run")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per cell")
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
+    parser.add_argument("--mode", choices=MODES, default="both", help="which calls to measure")
     args = parser.parse_args()
+    modes = MODES[args.mode]
     with running_simulator(0.0) as url, tempfile.TemporaryDirectory() as tmp:
         ledger = Path(tmp) / "bench.db"
-        results = asyncio.run(measure(url, args.calls, args.rounds, ledger, not args.no_litellm))
-    report(results, args.calls)
+        results = asyncio.run(
+            measure(url, args.calls, args.rounds, ledger, not args.no_litellm, modes)
+        )
+    report(results, args.calls, modes)
 
 
 if __name__ == "__main__":
