@@ -57,6 +57,7 @@ from spendgraph.providers.ledger.dimensions import (
     of_query,
 )
 from spendgraph.providers.ledger.records import QueryStatus
+from spendgraph.providers.ledger.sqltypes import parse_utc_hour, utc_hour
 from spendgraph.providers.ledger.store import WRITE_OPTION
 from spendgraph.providers.ledger.sums import call_totals
 from spendgraph.providers.ledger.tables import CALL, QUERY, ROLLUP_HOUR, ROLLUP_SEALED, ROLLUP_SPAN
@@ -69,7 +70,7 @@ GRACE = timedelta(minutes=15)
 DIMENSIONS: tuple[str, ...] = (*(member.value for member in GroupBy), TOTAL)
 # Sealed per transaction: short write locks, progress kept if interrupted.
 _ROWS_PER_BATCH = 100_000
-_HOURS_PER_BATCH = 48
+_HOURS_PER_BATCH = 24
 _PG_ROLLUP_LOCK = 0x524F4C4C  # "ROLL"
 
 
@@ -274,9 +275,10 @@ def _seal_batch(conn: Connection, until: datetime) -> tuple[int, int, bool]:
             sealed = runs_of([*((a, b, 0) for a, b in sealed), (position, stop, 0)])
             position = stop
             continue
-        rows += _seal_hour(conn, position)
-        hours += 1
-        position += HOUR
+        stop = min(until, next_sealed, position + _HOURS_PER_BATCH * HOUR)
+        rows += _seal_hours(conn, position, stop)
+        hours += (stop - position) // HOUR
+        position = stop
         if rows >= _ROWS_PER_BATCH or hours >= _HOURS_PER_BATCH:
             return hours, rows, False
     return hours, rows, True
@@ -297,50 +299,57 @@ def _first_call_hour(conn: Connection, since: datetime | None = None) -> datetim
     return None if first is None else floor_hour(first)
 
 
-def _seal_hour(conn: Connection, hour: datetime) -> int:
-    """Store ``hour``'s totals per dimension value; return its call rows."""
-    end = hour + HOUR
-    in_hour = and_(CALL.c.started_at >= hour, CALL.c.started_at < end)
-    rows = int(conn.execute(select(func.count()).select_from(CALL).where(in_hour)).scalar() or 0)
-    _record_spans(conn, hour, in_hour)
+def _seal_hours(conn: Connection, start: datetime, end: datetime) -> int:
+    """Seal each hour of ``[start, end)`` (unsealed, whole hours): its totals per value
+    of every dimension, grouped by hour in one statement per dimension. Returns the
+    call rows sealed."""
+    c = CALL.c
+    in_batch = and_(c.started_at >= start, c.started_at < end)
+    hour = utc_hour(c.started_at)
+    counts = conn.execute(select(hour, func.count()).where(in_batch).group_by(hour)).all()
+    rows_per_hour = {parse_utc_hour(text): int(n) for text, n in counts}
+    _record_spans(conn, in_batch)
     p = ROLLUP_SPAN.c
+    # A spanning query's span covers every hour it has calls in: out of all their counts.
     spanning = select(p.query_id).where(
-        p.first_hour <= hour, or_(p.last_hour.is_(None), p.last_hour >= hour)
+        p.first_hour < end, or_(p.last_hour.is_(None), p.last_hour >= start)
     )
-    single = case(
-        (and_(CALL.c.query_id.is_not(None), CALL.c.query_id.not_in(spanning)), CALL.c.query_id)
-    )
+    single = case((and_(c.query_id.is_not(None), c.query_id.not_in(spanning)), c.query_id))
     values = []
     for dim in DIMENSIONS:
         key = dimension_key(dim)
+        grouping = [hour] if is_constant(key) else [hour, key]
         stmt = (
-            select(key.label("value"), *call_totals(CALL))
+            select(hour.label("hour"), key.label("value"), *call_totals(CALL))
             .add_columns(func.count(distinct(single)).label("single_queries"))
             .select_from(CALLS_WITH_QUERY if of_query(key) else CALL)
-            .where(in_hour)
-            .group_by(*([] if is_constant(key) else [key]))
+            .where(in_batch)
+            .group_by(*grouping)
         )
-        for row in conn.execute(stmt).mappings():
-            values.append(_hour_row(dim, hour, row))
+        values += [_hour_row(dim, row) for row in conn.execute(stmt).mappings()]
     if values:
         conn.execute(insert(ROLLUP_HOUR), values)
-    conn.execute(insert(ROLLUP_SEALED).values(start=hour, end=end, rows=rows))
-    return rows
+    each = [start + n * HOUR for n in range((end - start) // HOUR)]
+    conn.execute(
+        insert(ROLLUP_SEALED),
+        [{"start": h, "end": h + HOUR, "rows": rows_per_hour.get(h, 0)} for h in each],
+    )
+    return sum(rows_per_hour.values())
 
 
-def _hour_row(dim: str, hour: datetime, row: Any) -> dict[str, Any]:
+def _hour_row(dim: str, row: Any) -> dict[str, Any]:
     out = dict(row)
     value = out.pop("value")
-    out.update(dim=dim, hour=hour, value="" if value is None else str(value))
+    out.update(dim=dim, hour=parse_utc_hour(out["hour"]), value="" if value is None else str(value))
     out["value_null"] = value is None
     return out
 
 
-def _record_spans(conn: Connection, hour: datetime, in_hour: Any) -> None:
-    """Add the queries of ``hour`` that have calls in other hours, or are running, to
-    ``rollup_span`` (merged with what is there)."""
+def _record_spans(conn: Connection, in_batch: Any) -> None:
+    """Add the queries with calls in the batch that also have calls in another hour, or
+    are running, to ``rollup_span`` (merged with what is there)."""
     c, q, p = CALL.c, QUERY.c, ROLLUP_SPAN.c
-    here = select(c.query_id).where(in_hour, c.query_id.is_not(None)).distinct()
+    here = select(c.query_id).where(in_batch, c.query_id.is_not(None)).distinct()
     every = CALL.alias("every_call")
     stmt = (
         select(q.id, q.status, func.min(every.c.started_at), func.max(every.c.started_at))
@@ -352,7 +361,7 @@ def _record_spans(conn: Connection, hour: datetime, in_hour: Any) -> None:
     for query_id, status, first, last in conn.execute(stmt):
         first, last = floor_hour(first), floor_hour(last)
         running = status == QueryStatus.RUNNING.value
-        if running or first != hour or last != hour:
+        if running or first != last:
             found[query_id] = (first, None if running else last)
     if not found:
         return

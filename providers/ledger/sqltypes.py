@@ -148,6 +148,19 @@ class utc_day(FunctionElement[str]):
     name = "utc_day"
 
 
+class utc_hour(FunctionElement[str]):
+    """``YYYY-MM-DD HH`` of a :class:`UTCDateTime` column, in UTC (see :func:`parse_utc_hour`)."""
+
+    type = Text()
+    inherit_cache = True
+    name = "utc_hour"
+
+
+def parse_utc_hour(text: str) -> datetime:
+    """The start of the hour a :class:`utc_hour` value names, as an aware UTC datetime."""
+    return datetime.strptime(text, "%Y-%m-%d %H").replace(tzinfo=UTC)
+
+
 def _args(element: FunctionElement[Any], compiler: SQLCompiler, **kw: Any) -> str:
     return compiler.process(element.clauses, **kw)
 
@@ -182,6 +195,16 @@ def _utc_day_default(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(utc_day, "sqlite")
 def _utc_day_sqlite(element: utc_day, compiler: SQLCompiler, **kw: Any) -> str:
     return f"substr({_args(element, compiler, **kw)}, 1, 10)"
+
+
+@compiles(utc_hour)
+def _utc_hour_default(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"to_char(timezone('UTC', {_args(element, compiler, **kw)}), 'YYYY-MM-DD HH24')"
+
+
+@compiles(utc_hour, "sqlite")
+def _utc_hour_sqlite(element: utc_hour, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"substr({_args(element, compiler, **kw)}, 1, 13)"
 
 
 class _DecimalSum:
