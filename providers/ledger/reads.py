@@ -5,9 +5,11 @@ as a :class:`~spendgraph.providers.spend.Spend` (exactly: see ``sums.py``).
 Unknown costs stay unknown: ``cost_usd`` NULLs are counted
 (``Spend.unpriced``) and never summed as 0.
 
-At scale (millions of calls): a summary joins ``query`` only when it groups
-or filters by a query's column; a list of queries picks its page of query
-rows first and totals only their calls (through ``ix_call_query_started``).
+At scale (millions of calls): a summary over time bounds only adds up the
+audit rollup's sealed hours and scans the rest (``rollup_reads.py``); a
+summary joins ``query`` only when it groups or filters by a query's column;
+a list of queries picks its page of query rows first and totals only their
+calls (through ``ix_call_query_started``).
 These functions raise SQLAlchemy errors; the
 :class:`~spendgraph.providers.ledger.ledger.Ledger` facade maps them.
 """

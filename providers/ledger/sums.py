@@ -12,11 +12,10 @@ whose cost has no exact femto value are summed from ``cost_usd`` as before,
 filtered so the Python aggregate only ever sees them. One code path serves
 PostgreSQL too (its integer sums are exact and cheaper than NUMERIC sums).
 
-Why not a rollup table: every audit counts distinct queries per group and
-takes arbitrary time bounds, which a pre-aggregated table can only answer for
-whole buckets; keeping one consistent under concurrent writers costs every
-insert an upsert on a hot row. A scan of narrow integer columns is exact by
-construction and has nothing to keep in step.
+Scans stay the source of truth: the audit rollup (``rollup.py``) stores these
+same aggregates per sealed hour and adds them up, so a scan and a rollup read
+give the same exact numbers; the scan is what reads the rows a rollup does not
+cover (the window's partial hours, hours not sealed yet, filters on a query).
 
 ``folded`` weighs each row: a row ``audit compact`` made stands for that many
 calls, so counts are sums of ``folded``, never ``count(*)``.
