@@ -69,7 +69,7 @@ GRACE = timedelta(minutes=15)
 # Every dimension an audit groups by, and the total.
 DIMENSIONS: tuple[str, ...] = (*(member.value for member in GroupBy), TOTAL)
 # Sealed per transaction: short write locks, progress kept if interrupted.
-_ROWS_PER_BATCH = 100_000
+_ROWS_PER_BATCH = 50_000
 _HOURS_PER_BATCH = 24
 _PG_ROLLUP_LOCK = 0x524F4C4C  # "ROLL"
 
@@ -275,13 +275,23 @@ def _seal_batch(conn: Connection, until: datetime) -> tuple[int, int, bool]:
             sealed = runs_of([*((a, b, 0) for a, b in sealed), (position, stop, 0)])
             position = stop
             continue
-        stop = min(until, next_sealed, position + _HOURS_PER_BATCH * HOUR)
+        stop = _batch_end(
+            conn, position, min(until, next_sealed, position + _HOURS_PER_BATCH * HOUR)
+        )
         rows += _seal_hours(conn, position, stop)
         hours += (stop - position) // HOUR
         position = stop
         if rows >= _ROWS_PER_BATCH or hours >= _HOURS_PER_BATCH:
             return hours, rows, False
     return hours, rows, True
+
+
+def _batch_end(conn: Connection, start: datetime, end: datetime) -> datetime:
+    """``end``, or earlier (whole hours, at least one) so that the batch holds about
+    :data:`_ROWS_PER_BATCH` rows at most: the write lock is held for one batch."""
+    while end - start > HOUR and count_rows(conn, [(start, end)]) > _ROWS_PER_BATCH:
+        end = start + max(HOUR, ((end - start) // HOUR // 2) * HOUR)
+    return end
 
 
 def _skip_sealed(position: datetime, runs: Sequence[tuple[datetime, datetime]]) -> datetime:
