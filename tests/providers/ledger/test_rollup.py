@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 
@@ -221,3 +222,17 @@ async def test_reads_add_up_sealed_hours_instead_of_their_rows(ledger: Ledger, l
 
     assert sum(g.spend.calls for g in ledger.summary_by(GroupBy.AGENT)) > total + 1000
     assert total == len(records)
+
+
+async def test_two_processes_sealing_at_once_seal_each_hour_once(ledger: Ledger, ledger_url, kit):
+    records = await _random_ledger(ledger, kit, seed=8)
+    scanned = _answers(ledger, kit)
+    with (
+        Ledger.open(ledger_url) as one,
+        Ledger.open(ledger_url) as two,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        done = list(pool.map(lambda lg: lg.refresh_rollup(now=kit.at(24 * 60)), (one, two)))
+
+    assert sum(result.rows for result in done) == len(records)
+    assert _answers(ledger, kit) == scanned
