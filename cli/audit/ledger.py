@@ -9,6 +9,7 @@ would print for "nothing matched", plus a note on stderr saying why.
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -48,11 +49,17 @@ def audit_ledger(url: str | None, *, origin: str | None = None) -> Iterator[Ledg
 
 # How long a summary may spend sealing hours before it reads (the rest: next time).
 SEAL_BUDGET_S = 1.0
+# A long-lived process (the audit app) seals again at most this often: hours end hourly,
+# and each refresh counts the sealed rows once.
+SEAL_EVERY_S = 60.0
 
 
 def seal_due_hours(out: Output | None, ledger: Ledger) -> None:
     """Seal the hours that have ended (for about :data:`SEAL_BUDGET_S`), so the read that
     follows adds up sealed hours; a read-only ledger is read from its rows as it is."""
+    current = ledger.rollup_current_at
+    if current is not None and time.monotonic() - current < SEAL_EVERY_S:
+        return
     try:
         result = ledger.refresh_rollup(time_budget_s=SEAL_BUDGET_S)
     except LedgerError:

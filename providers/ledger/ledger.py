@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -110,6 +111,7 @@ class Ledger:
         )
         # Started by the first query opened: a ledger only read holds no thread.
         self._leases = LeaseRenewer(engine, self._owner, lease, where=self._where)
+        self._rollup_current_at: float | None = None
 
     @classmethod
     def open(
@@ -299,11 +301,20 @@ class Ledger:
         if self._writer.closed:
             raise LedgerError(f"{self._where} is closed")
         try:
-            return refresh_rollup(self._engine, now=now, time_budget_s=time_budget_s)
+            result = refresh_rollup(self._engine, now=now, time_budget_s=time_budget_s)
         except SQLAlchemyError as exc:
             reason = describe_db_error(exc)
             message = f"sealing the audit rollup of {self._where} failed: {reason}"
             raise LedgerError(message) from exc
+        if result.complete:
+            self._rollup_current_at = time.monotonic()
+        return result
+
+    @property
+    def rollup_current_at(self) -> float | None:
+        """When (``time.monotonic()``) a :meth:`refresh_rollup` of this ledger last sealed
+        everything that was due; None if none has yet."""
+        return self._rollup_current_at
 
     def close(self, timeout: float | None = None) -> None:
         """Write everything queued, stop the writer and the lease renewer, release
