@@ -71,7 +71,6 @@ DIMENSIONS: tuple[str, ...] = (*(member.value for member in GroupBy), TOTAL)
 # Sealed per transaction: short write locks, progress kept if interrupted.
 _ROWS_PER_BATCH = 50_000
 _HOURS_PER_BATCH = 24
-_PG_ROLLUP_LOCK = 0x524F4C4C  # "ROLL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,10 +233,12 @@ def _extent_of_queries(
 
 
 def _lock(conn: Connection) -> None:
-    # SQLite serialises writers already (BEGIN IMMEDIATE); PostgreSQL needs a lock
-    # so two refreshers never seal the same hour.
+    # SQLite serialises writers already (BEGIN IMMEDIATE). On PostgreSQL a lock on
+    # the ledger's own table (not an advisory lock: those span every schema of the
+    # database) keeps two refreshers from sealing the same hour; plain reads pass.
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_ROLLUP_LOCK})
+        table = conn.dialect.identifier_preparer.format_table(ROLLUP_SEALED)
+        conn.execute(text(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE"))
 
 
 def _close_open_spans(conn: Connection) -> None:
