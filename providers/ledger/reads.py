@@ -145,9 +145,9 @@ def summary_by(
 
 
 def _summary_rows(
-    conn: Connection, dimension: GroupBy, filters: LedgerFilter | None
+    conn: Connection, dimension: GroupBy, filters: LedgerFilter | None, checked: Any = None
 ) -> list[GroupTotal]:
-    groups = _from_rollup(conn, dimension, filters)
+    groups = _from_rollup(conn, dimension, filters, checked)
     if groups is not None:
         return _sorted_groups(dimension, groups)
     stmt = grouped_totals((GROUP_KEYS[dimension],), filters, conn.dialect.name)
@@ -155,16 +155,17 @@ def _summary_rows(
 
 
 def _from_rollup(
-    conn: Connection, dimension: GroupBy | str, filters: LedgerFilter | None
+    conn: Connection, dimension: GroupBy | str, filters: LedgerFilter | None, checked: Any = None
 ) -> list[GroupTotal] | None:
-    """The groups from sealed hours plus a scan of the rest, when the rollup can answer."""
+    """The groups from sealed hours plus a scan of the rest, when the rollup can answer
+    (``checked``: the usable sealed ranges, if already read in this snapshot)."""
     if not rollup_reads.rollup_usable(filters):
         return None
 
     def scan(key: ColumnElement[Any], within: Sequence[Any]) -> Select[Any]:
         return grouped_totals((key,), filters, conn.dialect.name, within=within)
 
-    return rollup_reads.group_totals(conn, dimension, filters, scan)
+    return rollup_reads.group_totals(conn, dimension, filters, scan, checked)
 
 
 @contextmanager
@@ -199,10 +200,15 @@ def summary_over_time(
     per_query = dimension in (GroupBy.APP, GroupBy.USER, GroupBy.TENANT)
     out = []
     with _snapshot(engine) as conn:
+        # The sealed hours are checked against the rows once for the whole window.
+        usable = rollup_reads.rollup_usable(filters)
+        checked = rollup_reads.usable_ranges(conn, filters) if usable else []
         for bounds in _bucket_filters(filters, buckets):
-            groups = _summary_rows(conn, dimension, bounds)
-            queries = sum(g.queries for g in groups) if per_query else None
-            out.append((groups, _distinct_queries(conn, bounds) if queries is None else queries))
+            groups = _summary_rows(conn, dimension, bounds, checked)
+            if not per_query:
+                out.append((groups, _distinct_queries(conn, bounds, checked)))
+            else:
+                out.append((groups, sum(g.queries for g in groups)))
     return out
 
 
@@ -285,8 +291,8 @@ def queries_with_calls(engine: Engine, filters: LedgerFilter | None = None) -> i
         return _distinct_queries(conn, filters)
 
 
-def _distinct_queries(conn: Connection, filters: LedgerFilter | None) -> int:
-    total = _from_rollup(conn, TOTAL, filters)
+def _distinct_queries(conn: Connection, filters: LedgerFilter | None, checked: Any = None) -> int:
+    total = _from_rollup(conn, TOTAL, filters, checked)
     if total is not None:
         return sum(group.queries for group in total)
     c = CALL.c

@@ -45,6 +45,7 @@ _SUMMED = (
     "cost_unknown", "single_queries", "femto_hi", "femto_lo",
 )  # fmt: skip
 Interval = tuple[datetime | None, datetime | None]
+Sealed = tuple[datetime, datetime, int]  # a sealed range: start, end, call rows
 # Builds the row-level grouped statement for given time intervals (reads.grouped_totals).
 ScanStatement = Callable[[ColumnElement[Any], Sequence[Interval]], Select[Any]]
 
@@ -57,18 +58,36 @@ def rollup_usable(filters: LedgerFilter | None) -> bool:
     return all(value is None for value in (filters.app, filters.user, filters.thread_id))
 
 
+def usable_ranges(conn: Connection, filters: LedgerFilter | None) -> list[Sealed]:
+    """The sealed ranges lying wholly in ``filters``' time bounds, checked against the
+    rows: none at all if any no longer matches (a call recorded late, rows deleted --
+    the counts of the queries involved no longer split by hour, so the rows are read
+    until a refresh has resealed it)."""
+    since, until = _bounds(filters)
+    ranges = sealed_ranges(conn, _ceil_hour(since), until)
+    return [] if stale_ranges(conn, ranges) else ranges
+
+
 def group_totals(
-    conn: Connection, dimension: GroupBy | str, filters: LedgerFilter | None, scan: ScanStatement
+    conn: Connection,
+    dimension: GroupBy | str,
+    filters: LedgerFilter | None,
+    scan: ScanStatement,
+    checked: Sequence[Sealed] | None = None,
 ) -> list[GroupTotal] | None:
     """One :class:`GroupTotal` per value of ``dimension`` (:data:`TOTAL`: one group) over
-    ``filters``' time bounds, or None when no sealed hour lies in them (scan instead)."""
-    since = _utc(filters.since if filters else None)
-    until = _utc(filters.until if filters else None)
-    ranges = sealed_ranges(conn, _ceil_hour(since), until)
-    # Rows changed under a sealed range (a call recorded late, rows deleted): the
-    # counts of the queries involved no longer split by hour, so read the rows until a
-    # refresh has resealed it.
-    if not ranges or stale_ranges(conn, ranges):
+    ``filters``' time bounds, or None when no usable sealed hour lies in them (scan
+    instead). ``checked``: :func:`usable_ranges` of a window holding this one, read in
+    the same snapshot (a timeline checks its window once, not each bucket)."""
+    since, until = _bounds(filters)
+    if checked is None:
+        ranges = usable_ranges(conn, filters)
+    else:
+        low = _ceil_hour(since)
+        ranges = [
+            r for r in checked if (low is None or r[0] >= low) and (until is None or r[1] <= until)
+        ]
+    if not ranges:
         return None
     runs = runs_of(ranges)
     key = dimension_key(dimension)
@@ -140,6 +159,12 @@ def _complement(
     if until is None or cursor < until:
         out.append((cursor, until))
     return out
+
+
+def _bounds(filters: LedgerFilter | None) -> tuple[datetime | None, datetime | None]:
+    if filters is None:
+        return None, None
+    return _utc(filters.since), _utc(filters.until)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
