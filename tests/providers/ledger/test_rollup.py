@@ -236,3 +236,39 @@ async def test_two_processes_sealing_at_once_seal_each_hour_once(ledger: Ledger,
 
     assert sum(result.rows for result in done) == len(records)
     assert _answers(ledger, kit) == scanned
+
+
+async def test_a_query_running_across_seals_is_counted_once(ledger: Ledger, kit):
+    records = await _random_ledger(ledger, kit, seed=9, queries=10)
+    query = kit.query(started_at=kit.at(30), app="dungeon")
+    await ledger.open_query(query)
+    for minutes in (30, 50):
+        records.append(kit.call(query_id=query.id, started_at=kit.at(minutes), agent_path="x"))
+        await ledger.record_call(records[-1])
+    ledger.refresh_rollup(now=kit.at(130) + GRACE)  # hours 0 and 1 sealed while it runs
+
+    # It goes on in later hours (not sealed yet), then ends; then those hours are sealed too.
+    for minutes in (150, 200, 260):
+        records.append(kit.call(query_id=query.id, started_at=kit.at(minutes), agent_path="x"))
+        await ledger.record_call(records[-1])
+    await ledger.close_query(query.id, QueryStatus.OK, finished_at=kit.at(261))
+    _check_against_records(ledger, kit, records)
+    ledger.refresh_rollup(now=kit.at(24 * 60))
+    _check_against_records(ledger, kit, records)
+    [agent_x] = [g for g in ledger.summary_by(GroupBy.AGENT) if g.key == "x"]
+    assert (agent_x.queries, agent_x.spend.calls) == (1, 5)
+
+
+async def test_calls_outside_any_query_and_late_ones_without_a_query(ledger: Ledger, kit):
+    records = await _random_ledger(ledger, kit, seed=10, queries=8)
+    ledger.refresh_rollup(now=kit.at(24 * 60))
+    late = kit.call(query_id=None, started_at=kit.at(75), cost_usd=None)  # a sealed hour
+    await ledger.record_call(late)
+    records.append(late)
+
+    _check_against_records(ledger, kit, records)
+    assert ledger.refresh_rollup(now=kit.at(24 * 60)).dropped >= 1
+    _check_against_records(ledger, kit, records)
+    hour = LedgerFilter(since=kit.at(60), until=kit.at(120))
+    [outside] = [g for g in ledger.summary_by(GroupBy.APP, hour) if g.key is None]
+    assert outside.queries == 0 and outside.spend.unpriced >= 1
