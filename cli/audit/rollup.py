@@ -5,10 +5,16 @@ rows (see :mod:`spendgraph.providers.ledger.rollup`). ``audit summary`` and
 ``audit serve`` seal as they go, for about a second each time; this command
 seals everything that is due at once -- after an import, on a large ledger
 seen for the first time, or from cron. Totals never depend on it: an unsealed
-hour is read from its rows.
+hour is read from its rows, and so is any sealed hour whose rows no longer
+number what they did (``--rebuild`` reseals everything, for rows edited in
+place by hand).
 """
 
 from __future__ import annotations
+
+from typing import Annotated
+
+import typer
 
 from spendgraph.cli import formats as fmt
 from spendgraph.cli.audit.command import audit_command
@@ -16,13 +22,24 @@ from spendgraph.cli.console import Output
 from spendgraph.cli.options import CommandError
 from spendgraph.providers.ledger import Ledger, LedgerFilter
 
+RebuildOption = Annotated[
+    bool,
+    typer.Option(
+        "--rebuild",
+        help="Drop every sealed hour and seal again (after call rows were edited by hand: "
+        "an edit that keeps the row count is not seen otherwise).",
+    ),
+]
+
 
 @audit_command()
-def command(out: Output, ledger: Ledger, filters: LedgerFilter) -> None:
+def command(
+    out: Output, ledger: Ledger, filters: LedgerFilter, rebuild: RebuildOption = False
+) -> None:
     """Seal every hour that has ended into the audit rollup; audits then add up sealed hours."""
     if filters != LedgerFilter():
         raise CommandError("audit rollup takes no filters: it seals every hour that has ended")
-    result = ledger.refresh_rollup()
+    result = ledger.refresh_rollup(rebuild=rebuild)
     if out.json_mode:
         out.emit_json(
             {
@@ -34,9 +51,7 @@ def command(out: Output, ledger: Ledger, filters: LedgerFilter) -> None:
             }
         )
         return
-    dropped = f"; {result.dropped:,} sealed ranges whose rows changed resealed" * bool(
-        result.dropped
-    )
+    dropped = f"; {result.dropped:,} sealed ranges dropped and resealed" * bool(result.dropped)
     out.print(
         f"sealed {result.sealed_hours:,} hours ({result.rows:,} call rows) of {ledger.url} "
         f"into the audit rollup, up to {fmt.when(result.until)}{dropped}",

@@ -293,15 +293,22 @@ class Ledger:
             raise LedgerError(f"compacting {self._where} failed: {reason}") from exc
 
     def refresh_rollup(
-        self, *, now: datetime | None = None, time_budget_s: float | None = None
+        self,
+        *,
+        now: datetime | None = None,
+        time_budget_s: float | None = None,
+        rebuild: bool = False,
     ) -> RollupRefresh:
         """Seal the hours that have ended into the audit rollup (see
         :mod:`~spendgraph.providers.ledger.rollup`): later audits add them up instead of
-        scanning their rows. ``time_budget_s`` stops early; the rest is sealed next time."""
+        scanning their rows. ``time_budget_s`` stops early; the rest is sealed next time.
+        ``rebuild`` drops every sealed hour first (see :func:`refresh_rollup`)."""
         if self._writer.closed:
             raise LedgerError(f"{self._where} is closed")
         try:
-            result = refresh_rollup(self._engine, now=now, time_budget_s=time_budget_s)
+            result = refresh_rollup(
+                self._engine, now=now, time_budget_s=time_budget_s, rebuild=rebuild
+            )
         except SQLAlchemyError as exc:
             reason = describe_db_error(exc)
             message = f"sealing the audit rollup of {self._where} failed: {reason}"

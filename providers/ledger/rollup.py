@@ -93,18 +93,23 @@ def floor_hour(moment: datetime) -> datetime:
 
 
 def refresh_rollup(
-    engine: Engine, *, now: datetime | None = None, time_budget_s: float | None = None
+    engine: Engine,
+    *,
+    now: datetime | None = None,
+    time_budget_s: float | None = None,
+    rebuild: bool = False,
 ) -> RollupRefresh:
     """Seal every unsealed hour that ended :data:`GRACE` before ``now``, after dropping
-    sealed ranges whose rows changed. ``time_budget_s`` stops after the batch that
-    exceeds it (the rest is sealed next time; reads scan it meanwhile)."""
+    sealed ranges whose rows changed (``rebuild``: every sealed range, for rows edited
+    in place outside spendgraph, which no row count can tell). ``time_budget_s`` stops
+    after the batch that exceeds it (the rest is sealed next time; reads scan it)."""
     until = floor_hour((now or datetime.now(UTC)) - GRACE)
     deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
     writer = engine.execution_options(**{WRITE_OPTION: True})
     hours = rows = 0
     with writer.begin() as conn:
         _lock(conn)
-        dropped = drop_stale(conn)
+        dropped = _drop_all(conn) if rebuild else drop_stale(conn)
         _close_open_spans(conn)
     while True:
         with writer.begin() as conn:
@@ -121,6 +126,13 @@ def drop_before(conn: Connection, before: datetime) -> int:
     """Drop the sealed ranges that start before ``before`` (``audit compact`` folds them)."""
     stmt = select(ROLLUP_SEALED.c.start, ROLLUP_SEALED.c.end).where(ROLLUP_SEALED.c.start < before)
     return drop_ranges(conn, [(row.start, row.end) for row in conn.execute(stmt)])
+
+
+def _drop_all(conn: Connection) -> int:
+    dropped = len(sealed_ranges(conn))
+    for table in (ROLLUP_HOUR, ROLLUP_SEALED, ROLLUP_SPAN):
+        conn.execute(delete(table))
+    return dropped
 
 
 def drop_stale(conn: Connection) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -67,3 +68,19 @@ def test_rollup_refuses_filters(cli, tmp_path):
     result = cli("audit", "rollup", "--app", "dungeon", "--ledger", path)
     assert result.exit_code != 0
     assert "takes no filters" in result.output
+
+
+def test_rebuild_reseals_rows_edited_in_place(cli, tmp_path):
+    path = str(tmp_path / "ledger.db")
+    _write(path)
+    _json(cli, "rollup", "--ledger", path)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE call SET output = output + 1000")  # same row count: not seen
+    conn.commit()
+    conn.close()
+
+    rebuilt = _json(cli, "rollup", "--rebuild", "--ledger", path)
+
+    assert rebuilt["dropped"] >= 4 and rebuilt["calls"] == 18
+    summary = _json(cli, "summary", "--by", "agent", "--ledger", path)
+    assert summary["total"]["tokens"]["output"] == 18 * 1000 + 6 * 30
