@@ -131,6 +131,8 @@ def choose_ledger(
 def ledger_for_command(explicit: str | None, config: Path | None) -> LedgerChoice:
     """:func:`choose_ledger` for a command with ``--ledger`` and ``--config``: the config's
     ``[ledger]`` table only (no endpoint's key is needed to find the ledger)."""
+    if config is None and explicit and explicit.strip():
+        return choose_ledger(explicit)  # --ledger wins: no config file needs reading
     from spendgraph.providers.config import load_storage_config
 
     storage = load_storage_config(config)
