@@ -15,8 +15,9 @@ time and latency: a trace has exactly as many ``chat`` spans as the query has
 record. Prompt and completion text go on spans only when the record carries
 them, that is when the query opted in to storing text.
 
-With nothing configured the tracer is the global API's (a no-op): each hook
-costs a no-op span start and end, and no attribute is built.
+With nothing configured the tracer is the global API's proxy, and until a
+tracer provider is set each hook costs one check (:meth:`Telemetry.tracing`):
+no span is started, no context switched, no attribute built.
 """
 
 from __future__ import annotations
@@ -151,8 +152,24 @@ class Telemetry:
                     span.set_attribute(n.TOOL_CALL_ARGUMENTS, arguments)
             yield ToolTrace(span, keep_text)
 
+    def tracing(self) -> bool:
+        """False while spans would record nothing: a no-op tracer, or the global API's
+        proxy before any tracer provider is set (checked each time, so a provider set
+        later is followed)."""
+        tracer = self.tracer
+        if isinstance(tracer, trace.NoOpTracer):
+            return False
+        if isinstance(tracer, trace.ProxyTracer):
+            return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+        return True
+
     @contextmanager
     def _span(self, operation: str, subject: str) -> Iterator[trace.Span]:
+        if not self.tracing():
+            # Nothing would record it: skip the span's start, context switch and end
+            # (a few microseconds per agent turn that add up across a fan-out).
+            yield trace.INVALID_SPAN
+            return
         # No exception is recorded: its message may quote the model's output (or a
         # patient's words); the error's type alone goes on the span.
         with self.tracer.start_as_current_span(
@@ -195,6 +212,8 @@ class Telemetry:
             log.exception("could not record the span of call row %s", record.id)
 
     def _attempt(self, record, parent, app, tier, messages) -> None:
+        if not self.measuring and not self.tracing():
+            return  # neither a span nor a measurement would be kept
         start = int(record.started_at.timestamp() * 1e9)
         span = self.tracer.start_span(
             n.span_name(n.OP_CHAT, record.endpoint.model),
