@@ -25,6 +25,9 @@ What keeps it exact:
   ``audit compact`` drops the hours it folds.
 - Dropping a sealed hour drops every sealed hour holding a call of a query
   that has calls in it (its single or spanning count only holds together).
+- Rows changed in place keep their count, so triggers in the database (schema
+  version 8) forget sealed hours on any UPDATE of a call row (all of them) or
+  DELETE (the deleted rows' hours), whoever the writer is.
 """
 
 from __future__ import annotations
@@ -338,6 +341,9 @@ def _seal_hours(conn: Connection, start: datetime, end: datetime) -> int:
         p.first_hour < end, or_(p.last_hour.is_(None), p.last_hour >= start)
     )
     single = case((and_(c.query_id.is_not(None), c.query_id.not_in(spanning)), c.query_id))
+    # An hour forgotten by a trigger (its rows changed) left its old sums behind.
+    h = ROLLUP_HOUR.c
+    conn.execute(delete(ROLLUP_HOUR).where(h.hour >= start, h.hour < end))
     values = []
     for dim in DIMENSIONS:
         key = dimension_key(dim)

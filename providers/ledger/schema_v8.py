@@ -60,8 +60,46 @@ def rollup_tables(meta: MetaData) -> tuple[Table, Table, Table]:
     return hour, sealed, span
 
 
+# Rows changed in place under a sealed hour: their hours can no longer be trusted, and no
+# row count shows it. spendgraph itself only inserts calls and deletes them when
+# compacting; these catch any other writer too (a hand edit, a script), in the database.
+# An UPDATE may move a call to another hour or query: every sealed range is forgotten.
+# A DELETE only changes the hours of the deleted rows: theirs are.
+_SQLITE_TRIGGERS = (
+    """CREATE TRIGGER rollup_forget_on_call_update AFTER UPDATE ON call
+    BEGIN DELETE FROM rollup_sealed; END""",
+    # The one range holding the row: the last to start at or before it (an index seek).
+    """CREATE TRIGGER rollup_forget_on_call_delete AFTER DELETE ON call
+    BEGIN DELETE FROM rollup_sealed
+      WHERE start = (SELECT max(start) FROM rollup_sealed WHERE start <= OLD.started_at)
+        AND "end" > OLD.started_at; END""",
+)
+_POSTGRES_TRIGGERS = (
+    """CREATE FUNCTION spendgraph_rollup_forget_all() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN DELETE FROM rollup_sealed; RETURN NULL; END $$""",
+    # Once per statement: every range from the first deleted row's to the last's (more
+    # than needed when the rows are far apart; forgetting more is always safe).
+    """CREATE FUNCTION spendgraph_rollup_forget_deleted() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN
+      DELETE FROM rollup_sealed s
+        USING (SELECT min(started_at) AS first, max(started_at) AS last FROM gone) g
+        WHERE s."end" > g.first AND s.start <= g.last;
+      RETURN NULL;
+    END $$""",
+    """CREATE TRIGGER rollup_forget_on_call_update AFTER UPDATE ON call
+    FOR EACH STATEMENT EXECUTE FUNCTION spendgraph_rollup_forget_all()""",
+    """CREATE TRIGGER rollup_forget_on_call_delete AFTER DELETE ON call
+    REFERENCING OLD TABLE AS gone FOR EACH STATEMENT
+    EXECUTE FUNCTION spendgraph_rollup_forget_deleted()""",
+)
+
+
 def add_rollup(conn: Connection) -> None:
-    """Create the (empty) rollup tables: audits seal hours into them as they go."""
+    """Create the (empty) rollup tables, and the triggers that forget sealed hours whose
+    call rows are updated or deleted: audits seal hours into them as they go."""
     meta = MetaData()
     rollup_tables(meta)
     meta.create_all(conn)
+    postgres = conn.dialect.name == "postgresql"
+    for statement in _POSTGRES_TRIGGERS if postgres else _SQLITE_TRIGGERS:
+        conn.exec_driver_sql(statement)
