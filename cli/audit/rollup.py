@@ -5,9 +5,9 @@ rows (see :mod:`spendgraph.providers.ledger.rollup`). ``audit summary`` and
 ``audit serve`` seal as they go, for about a second each time; this command
 seals everything that is due at once -- after an import, on a large ledger
 seen for the first time, or from cron. Totals never depend on it: an unsealed
-hour is read from its rows, and so is any sealed hour whose rows no longer
-number what they did (``--rebuild`` reseals everything, for rows edited in
-place by hand).
+hour is read from its rows, and so is any sealed hour whose rows changed (a
+count check, and triggers on updates and deletes); ``--rebuild`` reseals
+everything from scratch.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ RebuildOption = Annotated[
     bool,
     typer.Option(
         "--rebuild",
-        help="Drop every sealed hour and seal again (after call rows were edited by hand: "
-        "an edit that keeps the row count is not seen otherwise).",
+        help="Drop every sealed hour and seal them all again (the ledger's triggers already "
+        "forget hours whose call rows change; this starts from scratch).",
     ),
 ]
 
