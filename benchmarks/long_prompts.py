@@ -23,7 +23,10 @@ ratio to raw and the milliseconds the layer adds. The simulator counts every
 prompt too (the server's cost), which both columns pay. ``--uncached`` counts
 every prompt afresh in the layer's process (its count cache stores nothing:
 how the layer counted before :mod:`spendgraph.providers.count_cache`), for a
-before/after in one command.
+before/after in one command -- and the cost of a conversation's first turn,
+which no cache helps. The router counts nothing when the prompt's byte bounds
+rank the endpoints alike (``2 priced endpoints``); a budget still counts (from
+the count cache when the conversation's history was counted before).
 
     python benchmarks/long_prompts.py --tokens 10000,100000 --calls 40 --rounds 3
     python benchmarks/long_prompts.py --tokens 10000,100000 --calls 40 --rounds 3 --uncached

@@ -31,7 +31,7 @@ from spendgraph.providers.ledger.records import CallRecord, CallStatus
 from spendgraph.providers.retry import RetryPolicy
 from spendgraph.providers.router import Router, RouteRequest
 from spendgraph.providers.telemetry.recorder import Telemetry
-from spendgraph.providers.tokens import DEFAULT_ENCODING, count_chat
+from spendgraph.providers.tokens import DEFAULT_ENCODING, count_chat, recipe_bounds
 
 T = TypeVar("T")
 
@@ -109,8 +109,17 @@ class ModelCall:
                 latency_target_ms=request.latency_target_ms,
                 affinity_key=key,
                 endpoint=request.endpoint,
+                prompt_bounds=self._prompt_bounds,
             )
         )
+
+    def _prompt_bounds(self) -> tuple[int, int] | None:
+        """What :meth:`prompt_tokens` can return for the router, known without counting."""
+        counted = self._counts.get(DEFAULT_ENCODING)
+        if counted is not None:
+            return counted, counted
+        request = self.request
+        return recipe_bounds(request.messages, DEFAULT_ENCODING, request.tools)
 
     async def first_success(self, once: Callable[[Endpoint], Awaitable[T]]) -> tuple[Endpoint, T]:
         """Try the candidates in order, retrying each, until ``once(endpoint)`` succeeds.

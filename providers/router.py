@@ -54,6 +54,9 @@ class RouteRequest:
     latency_target_ms: float | None = None
     affinity_key: str | None = None  # requests sharing a key stick to one replica per pool
     endpoint: str | None = None  # pinned: only this endpoint
+    # The least and most ``prompt_tokens`` can return, known without counting (None:
+    # not known); when both rank the endpoints alike, so does the count.
+    prompt_bounds: Callable[[], tuple[int, int] | None] | None = None
 
 
 def by_affinity(ranked: list[Endpoint], key: str) -> list[Endpoint]:
@@ -160,14 +163,7 @@ class Router:
         policy = tier.policy or self.config.routing.policy
         # Equal prices (replicas of a pool) go least-loaded first, so a pool
         # without prefix affinity still spreads concurrent requests.
-        by_cost = (
-            serving
-            if len(serving) < 2
-            else sorted(
-                serving,
-                key=lambda e: (*self._cost_key(e, request), self.stats[e.name].in_flight),
-            )
-        )
+        by_cost = serving if len(serving) < 2 else self._by_cost(serving, request)
         if policy == "cheapest":
             return by_cost
         by_speed = sorted(serving, key=lambda e: self.stats[e.name].speed_ms())
@@ -185,13 +181,22 @@ class Router:
             return request.latency_target_ms
         return tier.latency_target_ms
 
+    def _by_cost(self, serving: list[Endpoint], request: RouteRequest) -> list[Endpoint]:
+        prompt = _ranking_prompt(serving, request)
+        stats = self.stats
+        return sorted(
+            serving, key=lambda e: (*self._cost_key(e, request, prompt), stats[e.name].in_flight)
+        )
+
     @staticmethod
-    def _cost_key(endpoint: Endpoint, request: RouteRequest) -> tuple[int, Decimal]:
+    def _cost_key(
+        endpoint: Endpoint, request: RouteRequest, prompt: Callable[[], int]
+    ) -> tuple[int, Decimal]:
         price = endpoint.price
         if price.input_uncached is None or price.output is None:
             return (1, Decimal(0))  # unknown price ranks after every known one
         output = request.max_tokens or DEFAULT_EXPECTED_OUTPUT
-        return (0, price.input_uncached * request.prompt_tokens() + price.output * output)
+        return (0, price.input_uncached * prompt() + price.output * output)
 
     # -- health ----------------------------------------------------------
 
@@ -266,3 +271,28 @@ class Router:
         self.stats[endpoint.name].in_flight -= 1
         freed, self._slot_freed = self._slot_freed, asyncio.Event()
         freed.set()
+
+
+def _ranking_prompt(serving: list[Endpoint], request: RouteRequest) -> Callable[[], int]:
+    """The prompt tokens to rank ``serving`` by: a bound when it ranks them as the count
+    would, else the count (its CPU cost only where the order depends on it).
+
+    A cost is linear in the prompt's tokens, so two endpoints compare alike at every
+    count between two bounds if they compare alike at both (equal at both: equal
+    everywhere); then the order at the lower bound is the order at the count.
+    """
+    bounds = request.prompt_bounds() if request.prompt_bounds is not None else None
+    if bounds is None:
+        return request.prompt_tokens
+    low, high = bounds
+    at_low = [Router._cost_key(e, request, lambda: low) for e in serving]
+    at_high = [Router._cost_key(e, request, lambda: high) for e in serving]
+    for i in range(len(serving)):
+        for j in range(i + 1, len(serving)):
+            if _compare(at_low[i], at_low[j]) != _compare(at_high[i], at_high[j]):
+                return request.prompt_tokens
+    return lambda: low
+
+
+def _compare(a: tuple[int, Decimal], b: tuple[int, Decimal]) -> int:
+    return (a > b) - (a < b)

@@ -381,6 +381,38 @@ def _recipe_count(
     return total
 
 
+def recipe_bounds(
+    messages: Iterable[Mapping[str, Any]],
+    encoding_name: str = DEFAULT_ENCODING,
+    tools: list[Mapping[str, Any]] | None = None,
+) -> tuple[int, int] | None:
+    """Lowest and highest :func:`count_chat` could return for this prompt, without encoding it.
+
+    OpenAI's recipe encodes each message's text on its own, and a BPE token is at
+    least one UTF-8 byte and at most the longest token of the vocabulary, so each
+    text's count lies in ``[ceil(bytes / longest), bytes]``; the framing is fixed.
+    ``None`` for a model family: its template adds text that is not bounded here.
+    """
+    if encoding_name in FAMILY_ENCODINGS:
+        return None
+    longest, counts = _longest_token(encoding_name), process_counts()
+    low = high = TOKENS_REPLY_PRIMER
+    for message in messages:
+        size = sum(_utf8_length(part, counts) for part in _message_parts(message))
+        low += TOKENS_PER_MESSAGE + -(-size // longest)
+        high += TOKENS_PER_MESSAGE + size
+    if tools:
+        size = len(json.dumps(list(tools), sort_keys=True))  # ensure_ascii: bytes = characters
+        low, high = low + -(-size // longest), high + size
+    return low, high
+
+
+@lru_cache(maxsize=8)
+def _longest_token(encoding_name: str) -> int:
+    """Bytes of the longest ordinary token of ``encoding_name`` (128 for o200k and cl100k)."""
+    return max(len(token) for token in encoding(encoding_name).token_byte_values())
+
+
 # What a chat template may add around a prompt's text, generously: role markers
 # per message; a default system prompt, dates and tool instructions once; and what
 # a vision or audio encoder makes of one non-text content part.
