@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -31,6 +32,7 @@ from spendgraph.providers.ledger import (
     QueryRecord,
     redact_url,
 )
+from spendgraph.providers.spend import Spend
 from spendgraph.providers.usage import Usage
 
 POSTGRES_ENV = "SPENDGRAPH_TEST_POSTGRES_URL"
@@ -145,6 +147,31 @@ def execute_raw(url: str, statement: str) -> list[tuple[Any, ...]]:
         return cursor.fetchall() if cursor.description else []
 
 
+# What each audit dimension reads off a call record (and its query, if any).
+GROUP_KEYS = {
+    "agent": lambda r, q: r.agent_path,
+    "endpoint": lambda r, q: r.endpoint.name,
+    "model": lambda r, q: r.endpoint.model,
+    "hardware": lambda r, q: r.endpoint.hardware,
+    "app": lambda r, q: q.app if q else None,
+    "user": lambda r, q: q.user if q else None,
+    "tenant": lambda r, q: q.tenant if q else None,
+    "day": lambda r, q: r.started_at.date().isoformat(),
+}
+
+
+def expected_groups(records, queries_by_id, group: str) -> dict:
+    """``{key: (distinct queries, Spend)}`` per value of ``group``, from the records alone."""
+    key_of = GROUP_KEYS[str(group)]
+    groups: dict[Any, list] = defaultdict(list)
+    for record in records:
+        groups[key_of(record, queries_by_id.get(record.query_id))].append(record)
+    return {
+        key: (len({r.query_id for r in rs if r.query_id}), Spend.of_calls(rs))
+        for key, rs in groups.items()
+    }
+
+
 @pytest.fixture
 def kit() -> SimpleNamespace:
     """The helpers above, for test modules (importlib mode cannot import conftest)."""
@@ -157,4 +184,5 @@ def kit() -> SimpleNamespace:
         H100=H100,
         write_lock=write_lock,
         execute_raw=execute_raw,
+        expected_groups=expected_groups,
     )

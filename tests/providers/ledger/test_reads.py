@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from decimal import Decimal
 
 import pytest
@@ -195,28 +194,6 @@ async def _mixed_calls(ledger: Ledger, kit):
     return records
 
 
-def _expected(records, queries_by_id, key_of):
-    groups = defaultdict(list)
-    for record in records:
-        groups[key_of(record, queries_by_id.get(record.query_id))].append(record)
-    return {
-        key: (len({r.query_id for r in rs if r.query_id}), Spend.of_calls(rs))
-        for key, rs in groups.items()
-    }
-
-
-_KEYS = {
-    GroupBy.AGENT: lambda r, q: r.agent_path,
-    GroupBy.ENDPOINT: lambda r, q: r.endpoint.name,
-    GroupBy.MODEL: lambda r, q: r.endpoint.model,
-    GroupBy.HARDWARE: lambda r, q: r.endpoint.hardware,
-    GroupBy.APP: lambda r, q: q.app if q else None,
-    GroupBy.USER: lambda r, q: q.user if q else None,
-    GroupBy.TENANT: lambda r, q: q.tenant if q else None,
-    GroupBy.DAY: lambda r, q: r.started_at.date().isoformat(),
-}
-
-
 @pytest.mark.parametrize("group", list(GroupBy))
 async def test_summary_by_each_dimension(ledger: Ledger, kit, group):
     records = await _mixed_calls(ledger, kit)
@@ -225,7 +202,7 @@ async def test_summary_by_each_dimension(ledger: Ledger, kit, group):
     totals = ledger.summary_by(group)
 
     actual = {g.key: (g.queries, g.spend) for g in totals}
-    assert actual == _expected(records, queries, _KEYS[group])
+    assert actual == kit.expected_groups(records, queries, group)
     if group is GroupBy.DAY:
         assert [g.key for g in totals] == [f"2025-03-0{d}" for d in (1, 2, 3, 4)]
     else:

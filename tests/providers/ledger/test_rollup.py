@@ -11,7 +11,6 @@ compaction) and the answers must still match a fresh computation.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
@@ -27,7 +26,6 @@ from spendgraph.providers.ledger import (
     TimeBuckets,
 )
 from spendgraph.providers.ledger.rollup import GRACE
-from spendgraph.providers.spend import Spend
 from spendgraph.providers.usage import Usage
 
 AGENTS = ("supervisor", "supervisor/a", "supervisor/b")
@@ -95,37 +93,13 @@ def _answers(ledger: Ledger, kit) -> dict:
     return out
 
 
-def _expected(records, queries_by_id, group, window) -> dict:
-    """A computation from the records themselves (what every read must agree with)."""
-    keys = {
-        GroupBy.AGENT: lambda r, q: r.agent_path,
-        GroupBy.ENDPOINT: lambda r, q: r.endpoint.name,
-        GroupBy.MODEL: lambda r, q: r.endpoint.model,
-        GroupBy.HARDWARE: lambda r, q: r.endpoint.hardware,
-        GroupBy.APP: lambda r, q: q.app if q else None,
-        GroupBy.USER: lambda r, q: q.user if q else None,
-        GroupBy.TENANT: lambda r, q: q.tenant if q else None,
-        GroupBy.DAY: lambda r, q: r.started_at.date().isoformat(),
-    }
-    groups = defaultdict(list)
-    for record in records:
-        if window.since is not None and record.started_at < window.since:
-            continue
-        if window.until is not None and record.started_at >= window.until:
-            continue
-        groups[keys[group](record, queries_by_id.get(record.query_id))].append(record)
-    return {
-        key: (len({r.query_id for r in rs if r.query_id}), Spend.of_calls(rs))
-        for key, rs in groups.items()
-    }
-
-
 def _check_against_records(ledger: Ledger, kit, records) -> None:
     queries = {s.query.id: s.query for s in ledger.list_queries(limit=None)}
     for window in _windows(kit):
         for group in GroupBy:
             actual = {g.key: (g.queries, g.spend) for g in ledger.summary_by(group, window)}
-            assert actual == _expected(records, queries, group, window), (group, window)
+            inside = [r for r in records if _inside(r, window)]
+            assert actual == kit.expected_groups(inside, queries, group), (group, window)
         every = {r.query_id for r in records if r.query_id and _inside(r, window)}
         assert ledger.queries_with_calls(window) == len(every), window
 
