@@ -110,11 +110,18 @@ def refresh_rollup(
     deadline = None if time_budget_s is None else time.monotonic() + time_budget_s
     writer = engine.execution_options(**{WRITE_OPTION: True})
     hours = rows = 0
-    with writer.begin() as conn:
-        _lock(conn)
-        dropped = _drop_all(conn) if rebuild else drop_stale(conn)
-        _close_open_spans(conn)
-    while True:
+    # Checked first without the write lock: the usual refresh finds nothing to drop or
+    # seal, and an index count of millions of rows must not stall the ledger's writers.
+    with engine.connect() as conn:
+        stale = rebuild or bool(stale_ranges(conn, sealed_ranges(conn)))
+        due = _due(conn, until)
+    dropped = 0
+    if stale or due:
+        with writer.begin() as conn:
+            _lock(conn)
+            dropped = _drop_all(conn) if rebuild else drop_stale(conn)
+            _close_open_spans(conn)
+    while due or dropped:
         with writer.begin() as conn:
             _lock(conn)
             batch_hours, batch_rows, done = _seal_batch(conn, until)
@@ -123,6 +130,13 @@ def refresh_rollup(
             return RollupRefresh(hours, rows, dropped, until, complete=True)
         if deadline is not None and time.monotonic() > deadline:
             return RollupRefresh(hours, rows, dropped, until, complete=False)
+    return RollupRefresh(hours, rows, dropped, until, complete=True)
+
+
+def _due(conn: Connection, until: datetime) -> bool:
+    """Whether an hour before ``until`` is still to seal (with calls, or an empty gap)."""
+    position = _first_call_hour(conn)
+    return position is not None and _skip_sealed(position, runs_of(sealed_ranges(conn))) < until
 
 
 def drop_before(conn: Connection, before: datetime) -> int:
