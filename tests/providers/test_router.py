@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 
 import pytest
 from sim_faults import FAST_RETRY, fault
@@ -12,18 +13,20 @@ from spendgraph.providers.errors import BadRequest, NoEndpointAvailable
 from spendgraph.providers.health import CLOSED, OPEN
 from spendgraph.providers.ledger.records import CallStatus
 from spendgraph.providers.local.sim.server import run_simulator_async
+from spendgraph.providers.router import RouteRequest
+from spendgraph.providers.tokens import count_chat, recipe_bounds
 
 MESSAGES = [{"role": "user", "content": "Route me somewhere sensible."}]
 
 
-def priced(name: str, replica: str, price_in: str, extra: str = "") -> str:
+def priced(name: str, replica: str, price_in: str, extra: str = "", price_out: str = "0.2") -> str:
     return f"""
     [[endpoints]]
     name = "{name}"
     base_url = "{{sim}}/r/{replica}/v1"
     model = "sim-large"
     serves = ["default"]
-    price = {{ input = {price_in}, cached_input = 0.01, output = 0.2 }}
+    price = {{ input = {price_in}, cached_input = 0.01, output = {price_out} }}
     {extra}
     """
 
@@ -422,3 +425,60 @@ async def test_a_long_retry_after_with_no_other_endpoint_names_the_wait(make_lay
             await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=4))
     ledger.flush()
     assert ledger.calls_for_query(scope.id) == []  # skipped without an HTTP attempt
+
+
+# -- ranking by the prompt's byte bounds (no count when they rank alike) ---------
+
+
+def long_conversation(words: int, question: str = "What does it say?") -> list[dict]:
+    rng = random.Random(words)
+    vocabulary = ("ledger", "budget", "café", "Zürich", "—", "2026", "token", "the", "GPU")
+    report = " ".join(rng.choice(vocabulary) for _ in range(words))
+    return [
+        {"role": "system", "content": "You answer questions about the report."},
+        {"role": "user", "content": "The report:\n\n" + report},
+        {"role": "assistant", "content": "Read it. Ask away."},
+        {"role": "user", "content": question},
+    ]
+
+
+def route(layer, messages, bounds) -> tuple[list[str], int]:
+    counted = []
+
+    def prompt_tokens() -> int:
+        counted.append(1)
+        return count_chat(messages)
+
+    request = RouteRequest(
+        model="default", prompt_tokens=prompt_tokens, max_tokens=16, prompt_bounds=bounds
+    )
+    return [e.name for e in layer.router.plan(request)], len(counted)
+
+
+async def test_ranking_needs_no_count_when_the_bounds_rank_alike(make_layer):
+    layer = make_layer(
+        priced("dear", "h100-fp8-0", "0.5") + priced("cheap", "b200-nvfp4-0", "0.02")
+    )
+    messages = long_conversation(4000)
+    with_bounds, counts = route(layer, messages, lambda: recipe_bounds(messages))
+    assert counts == 0
+    assert with_bounds == route(layer, messages, None)[0] == ["cheap", "dear"]
+
+
+async def test_ranking_counts_when_the_order_depends_on_the_prompt(make_layer):
+    # Cheap input, dear output against the reverse: which is cheaper turns on the
+    # prompt's length, and the bounds straddle the point where they cross.
+    layer = make_layer(
+        priced("cheap_in", "h100-fp8-0", "0.01", price_out="10")
+        + priced("cheap_out", "b200-nvfp4-0", "1", price_out="0.01")
+    )
+    crossing = (160 - 0.16) / 0.99  # tokens where 0.01 P + 10 x 16 == 1 P + 0.01 x 16
+    straddled = []
+    for words in (10, 200, 4000):
+        messages = long_conversation(words)
+        low, high = recipe_bounds(messages)
+        with_bounds, counts = route(layer, messages, lambda m=messages: recipe_bounds(m))
+        assert with_bounds == route(layer, messages, None)[0]
+        straddled.append(low < crossing < high)
+        assert (counts > 0) == straddled[-1]
+    assert True in straddled and False in straddled

@@ -5,6 +5,7 @@ import hashlib
 import pytest
 
 from spendgraph.providers import tokens
+from spendgraph.providers.count_cache import CountCache
 
 
 @pytest.mark.parametrize("name", ["o200k_base", "o200k_harmony", "cl100k_base"])
@@ -211,3 +212,32 @@ def test_media_parts_make_a_family_count_inexact_and_the_row_estimated():
     assert tokens.count_prompt(HELLO, "o200k_base") == tokens.PromptCount(
         tokens.count_chat(HELLO), False
     )
+
+
+# -- bounds known without counting (the router ranks by them) -------------------
+
+BOUND_TEXTS = (
+    "plain ascii words, numbers 12345 and punctuation!",
+    "café naïve Zürich — 東京 🚀🚀🚀 ",
+    "<|endoftext|><|im_start|> special strings count as text",
+    "    \n\n\t  whitespace runs   \n",
+    "a" * 3000,
+)
+
+
+@pytest.mark.parametrize("encoding_name", ["o200k_base", "cl100k_base", "o200k_harmony"])
+def test_recipe_bounds_bracket_the_count(encoding_name):
+    tools = [{"type": "function", "function": {"name": "look_up", "parameters": {}}}]
+    for text in BOUND_TEXTS:
+        messages = [{"role": "user", "content": text}, {"role": "assistant", "content": text}]
+        for with_tools in (None, tools):
+            low, high = tokens.recipe_bounds(messages, encoding_name, with_tools)
+            counted = tokens.count_chat(
+                messages, encoding_name, tools=with_tools, counts=CountCache(max_entries=0)
+            )
+            assert low <= counted <= high
+
+
+def test_families_have_no_recipe_bound():
+    messages = [{"role": "user", "content": "hello"}]
+    assert all(tokens.recipe_bounds(messages, family) is None for family in tokens.FAMILIES)
