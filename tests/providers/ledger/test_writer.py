@@ -221,7 +221,7 @@ def test_the_writer_thread_starts_lazily_and_stops_on_close(ledger_url, kit):
     assert writers() == before
 
 
-def test_sqlite_batches_take_the_fast_path_and_read_back_exactly(tmp_path):
+def test_batches_take_the_fast_path_and_read_back_exactly(ledger_url):
     from decimal import Decimal
 
     from spendgraph.providers.ledger import (
@@ -234,7 +234,7 @@ def test_sqlite_batches_take_the_fast_path_and_read_back_exactly(tmp_path):
     )
     from spendgraph.providers.usage import Usage, UsageSource
 
-    with Ledger.open(str(tmp_path / "fast.db")) as ledger:
+    with Ledger.open(ledger_url) as ledger:
         query = QueryRecord(app="fast", budget_usd=Decimal("0.5"))
         ledger.submit_open_query(query)
         record = CallRecord(
@@ -288,17 +288,43 @@ def test_close_writes_lingering_rows_at_once(ledger_url, kit):
     assert count_calls(kit, ledger_url) == 10
 
 
-def test_a_large_batch_is_inserted_in_chunks_and_reads_back_exactly(sqlite_url, kit):
-    # 1000 rows in one batch: multi-row INSERTs of 256 (x3), 128, 64, 32 and 8 rows,
-    # with every value distinct so a row landing in the wrong place would show.
+def test_a_large_batch_is_inserted_in_chunks_and_reads_back_exactly(ledger_url, kit):
+    # 1000 rows in one batch (SQLite: multi-row INSERTs of 256 (x3), 128, 64, 32 and
+    # 8 rows; PostgreSQL: one COPY), every value distinct so a row landing in the
+    # wrong place would show, with text COPY must escape.
     records = [
-        kit.call(attempt=i + 1, agent_path=f"agent/{i}", cost_usd=Decimal(i) / 10**9)
+        kit.call(
+            attempt=i + 1,
+            agent_path=f'agent/{i}\t\\N\n\\\\ "é"',
+            cost_usd=Decimal(i) / 10**9,
+            prompt_text=None if i % 3 else f"line one\nline\ttwo \\. {i}",
+        )
         for i in range(1000)
     ]
-    with Ledger.open(sqlite_url, writer=LONG_LINGER) as ledger:
+    with Ledger.open(ledger_url, writer=LONG_LINGER) as ledger:
         for record in records:
             ledger.submit_call(record)
         ledger.flush(timeout=60)
         assert ledger._writer._fast._connection is not None  # no fallback to Core
         back = {record.id: record for record in ledger.iter_calls()}
     assert back == {record.id: record for record in records}
+
+
+@pytest.mark.parametrize("apart", [False, True], ids=["one batch", "two batches"])
+def test_a_call_recorded_twice_is_written_once(ledger_url, kit, apart):
+    # A re-delivered durable activity records its attempt's row again: same id.
+    record = kit.call()
+    with Ledger.open(ledger_url, writer=LONG_LINGER) as ledger:
+        first = ledger.submit_call(record)
+        if apart:
+            ledger.flush(timeout=30)
+        second = ledger.submit_call(record)
+        ledger.flush(timeout=30)
+        assert first.exception() is None and second.exception() is None
+        assert [call.id for call in ledger.iter_calls()] == [record.id]
+        assert ledger.unwritten() == ()
+        # The batch after the duplicate takes the fast path again.
+        ledger.submit_call(kit.call())
+        ledger.flush(timeout=30)
+        assert ledger._writer._fast._connection is not None
+        assert count_calls(kit, ledger_url) == 2
