@@ -15,6 +15,9 @@ prompts of ``--tokens`` tokens, in three cases:
 - ``query, no budget``: the same query without a budget (the control for the
   query's own cost: its row opened and closed).
 
+Raw calls run twice per round: plain, and streamed (``raw streamed``), the
+like-for-like baseline of ``query budget``, whose calls the layer streams.
+
 Each call re-sends one long conversation (a system prompt, a document of N
 tokens in the first user turn, an answer) with a new question at the end, as a
 thread does turn after turn. Rounds alternate raw and layer calls. The table
@@ -81,6 +84,7 @@ CASES = {
     "query budget": ((0.02,), {"budget_usd": BUDGET_USD}),
     "query, no budget": ((0.02,), {}),
 }
+STREAMED_CASES = ("query budget",)
 
 
 def document(tokens: int, seed: int = 0) -> str:
@@ -116,11 +120,14 @@ class Questions:
         return [*self.history, {"role": "user", "content": question}]
 
 
-def raw_call(client: openai.AsyncOpenAI, questions: Questions):
+def raw_call(client: openai.AsyncOpenAI, questions: Questions, *, stream: bool = False):
     async def call():
-        await client.chat.completions.create(
-            model=MODEL, messages=questions.next(), max_tokens=MAX_TOKENS
+        answer = await client.chat.completions.create(
+            model=MODEL, messages=questions.next(), max_tokens=MAX_TOKENS, stream=stream
         )
+        if stream:
+            async for _ in answer:
+                pass
 
     return call
 
@@ -157,14 +164,16 @@ async def measure(url: str, sizes: list[int], args, ledger_path: Path) -> list[t
         history = conversation(tokens)
         for concurrency in (1, args.concurrency):
             calls = args.calls if concurrency == 1 else args.calls * 2
-            raw_runs, layer_runs = [], {name: [] for name in layers}
+            raw_runs, streamed_runs, layer_runs = [], [], {name: [] for name in layers}
             for _ in range(args.rounds):
                 raw = raw_call(client, Questions(history))
                 raw_runs.append(await timed_calls(raw, calls, concurrency))
+                streamed = raw_call(client, Questions(history), stream=True)
+                streamed_runs.append(await timed_calls(streamed, calls, concurrency))
                 for name, layer in layers.items():
                     call = layer_call(layer, Questions(history), CASES[name][1])
                     layer_runs[name].append(await timed_calls(call, calls, concurrency))
-            rows.append((tokens, concurrency, raw_runs, layer_runs))
+            rows.append((tokens, concurrency, raw_runs, streamed_runs, layer_runs))
     await client.close()
     for layer in layers.values():
         await layer.aclose(close_ledger=False)
@@ -180,12 +189,15 @@ def report(rows: list[tuple], uncached: bool) -> None:
     how = "counted afresh every call (--uncached)" if uncached else "count cache on"
     table = Table(title=f"Long prompts: provider layer vs raw AsyncOpenAI, one replica; {how}")
     columns = ("prompt tokens", "conc.", "case", "raw median ms", "layer median ms", "ratio")
-    for column in (*columns, "layer adds ms"):
+    for column in (*columns, "layer adds ms", "raw streamed ms", "ratio to streamed"):
         table.add_column(column, justify="left" if column == "case" else "right")
-    for tokens, concurrency, raw_runs, layer_runs in rows:
-        raw = _median_ms(raw_runs)
+    for tokens, concurrency, raw_runs, streamed_runs, layer_runs in rows:
+        raw, streamed = _median_ms(raw_runs), _median_ms(streamed_runs)
         for name in CASES:
             layer = _median_ms(layer_runs[name])
+            # A budget's calls are streamed (so they can be cut at the hold): the
+            # streamed raw call is the like-for-like baseline for them.
+            like = name in STREAMED_CASES
             table.add_row(
                 f"{tokens:,}",
                 str(concurrency),
@@ -194,9 +206,11 @@ def report(rows: list[tuple], uncached: bool) -> None:
                 f"{layer:.2f}",
                 f"{layer / raw:.3f}",
                 f"{layer - raw:+.2f}",
+                f"{streamed:.2f}" if like else "",
+                f"{layer / streamed:.3f}" if like else "",
             )
         table.add_section()
-    Console(width=160).print(table)
+    Console(width=200).print(table)
 
 
 def main() -> None:
