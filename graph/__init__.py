@@ -33,6 +33,7 @@ from spendgraph.graph.draft_verify import (
     DraftVerifyOptions,
     DraftVerifyState,
     Verdict,
+    add_draft_and_verify,
     draft_and_verify,
 )
 from spendgraph.graph.errors import GraphBuildError
@@ -107,6 +108,7 @@ __all__ = [
     "ToolCallStarted",
     "Verdict",
     "VerdictReady",
+    "add_draft_and_verify",
     "draft_and_verify",
     "exhausted",
     "fanout",

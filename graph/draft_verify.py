@@ -84,26 +84,51 @@ def draft_and_verify(
     latency target, or a strong agent that already has an output schema.
     """
     options = options or DraftVerifyOptions()
+    graph = StateGraph(DraftVerifyState, context_schema=RunContext)
+    entry = add_draft_and_verify(
+        graph, fast, strong, latency_target_ms, then=FINISH_NODE, options=options
+    )
+    graph.add_node(FINISH_NODE, finish_node(_draft_answer))
+    graph.add_edge(START, entry)
+    graph.add_edge(FINISH_NODE, END)
+    return compile_graph(graph, name=BUILDER, recursion_limit=options.recursion(8))
+
+
+def add_draft_and_verify(
+    graph: StateGraph,
+    fast: Agent,
+    strong: Agent,
+    latency_target_ms: float,
+    *,
+    then: str,
+    options: DraftVerifyOptions | None = None,
+) -> str:
+    """Add the draft-and-verify steps to an app's own ``graph`` (its state extends
+    :class:`DraftVerifyState`); they end in the node ``then``, which settles the
+    answer (``state["answer"]`` if corrected, else ``state["draft"]``) and adds it
+    to the history. Returns the node to enter them by.
+
+    The steps run in the app's graph itself, not as a graph inside one of its
+    nodes: a nested graph sets up a second LangGraph run (about 1 ms of CPU)
+    before its first call -- silence on a phone line.
+    """
+    options = options or DraftVerifyOptions()
     drafter = require_agent(BUILDER, "fast agent", fast)
     checker = require_agent(BUILDER, "strong agent", strong)
     target = _check(drafter, checker, latency_target_ms, options)
     drafter = drafter.replace(latency_target_ms=target)
     correct_node = f"{checker.name}_correct"
-    graph = StateGraph(DraftVerifyState, context_schema=RunContext)
     graph.add_node(drafter.name, guarded(drafter, _draft(drafter, target, options)))
     graph.add_node(checker.name, guarded(checker, _verify(checker, options)))
     graph.add_node(correct_node, guarded(checker, _correct(checker, correct_node, options)))
-    graph.add_node(FINISH_NODE, finish_node(_draft_answer))
-    graph.add_edge(START, drafter.name)
     graph.add_conditional_edges(
-        drafter.name, _unless_exhausted(checker.name), [checker.name, FINISH_NODE]
+        drafter.name, _unless_exhausted(checker.name, then), [checker.name, then]
     )
     graph.add_conditional_edges(
-        checker.name, _after_verdict(correct_node, options), [correct_node, FINISH_NODE]
+        checker.name, _after_verdict(correct_node, then, options), [correct_node, then]
     )
-    graph.add_edge(correct_node, FINISH_NODE)
-    graph.add_edge(FINISH_NODE, END)
-    return compile_graph(graph, name=BUILDER, recursion_limit=options.recursion(8))
+    graph.add_edge(correct_node, then)
+    return drafter.name
 
 
 def _check(fast: Agent, strong: Agent, target: Any, options: DraftVerifyOptions) -> float:
@@ -170,20 +195,20 @@ def _correct(strong: Agent, node: str, options: DraftVerifyOptions):
     return body
 
 
-def _unless_exhausted(target: str):
+def _unless_exhausted(target: str, then: str):
     async def route(state: DraftVerifyState) -> str:
-        return FINISH_NODE if exhausted(state) else target
+        return then if exhausted(state) else target
 
     return route
 
 
-def _after_verdict(correct_node: str, options: DraftVerifyOptions):
+def _after_verdict(correct_node: str, then: str, options: DraftVerifyOptions):
     async def route(state: DraftVerifyState) -> str:
         verdict = state.get("verdict") or {}
         rejected = verdict.get("accepted") is False
         if rejected and options.correct and not exhausted(state):
             return correct_node
-        return FINISH_NODE
+        return then
 
     return route
 

@@ -3,14 +3,16 @@
 ::
 
     START -(escalated earlier)-> handoff -> END
-          -(otherwise)---------> assist -> review -> END
+          -(otherwise)---------> responder -> verifier [-> verifier_correct] -> review -> END
 
-* ``assist`` runs the :func:`~spendgraph.graph.draft_and_verify` graph as one
-  step: the responder drafts within the latency target (its draft is what the
-  caller hears first), the verifier checks it and, if it is wrong, writes a
-  correction. Its events (tokens, :class:`DraftReady`, :class:`VerdictReady`)
-  reach the run's stream (``stream_graph`` streams subgraphs' events too), so a
-  terminal shows the draft as it streams.
+* ``responder``, ``verifier`` and ``verifier_correct`` are the draft-and-verify
+  steps (:func:`~spendgraph.graph.add_draft_and_verify`), added to this graph
+  itself rather than run as a graph inside one node (which cost a second
+  LangGraph run, ~1 ms, before the caller's first request): the responder
+  drafts within the latency target (its draft is what the caller hears first),
+  the verifier checks it and, if it is wrong, writes a correction. Its events
+  (tokens, :class:`DraftReady`, :class:`VerdictReady`) reach the run's stream,
+  so a terminal shows the draft as it streams.
 * ``review`` (code) counts rejected drafts in this call. A rejected draft
   means the caller already heard a wrong answer; after ``escalate_after``
   of them the call goes to a human: the answer says so, and ``support`` in
@@ -31,22 +33,19 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.runtime import Runtime
 
 from spendgraph.graph import (
     DraftVerifyOptions,
     DraftVerifyState,
     RunContext,
-    draft_and_verify,
-    exhausted,
-    with_checkpointer,
+    add_draft_and_verify,
 )
 from spendgraph.providers.ledger.records import QueryStatus
 
 from .agents import responder, verifier
 from .knowledge import KnowledgeBase
 
-ASSIST, REVIEW, HANDOFF = "assist", "review", "handoff"
+REVIEW, HANDOFF = "review", "handoff"
 ESCALATED = "escalated"
 TRANSFER = (
     "I'm sorry I didn't get that right. I'm transferring you to a colleague now, who can "
@@ -98,46 +97,28 @@ def build_graph(
     """The compiled voice_support graph (no checkpointer: the runner attaches one)."""
     kb = kb or KnowledgeBase.load()
     options = options or SupportOptions()
-    checked = draft_and_verify(
+    graph = StateGraph(SupportState, context_schema=RunContext)
+    assist = add_draft_and_verify(
+        graph,
         responder(kb),
         verifier(kb),
         options.latency_target_ms,
+        then=REVIEW,
         options=DraftVerifyOptions(history_limit=options.history_limit),
     )
-    # The inner graph runs inside the `assist` node; False keeps it from saving its
-    # own copy of the conversation next to the outer graph's.
-    checked = with_checkpointer(checked, False)
-    graph = StateGraph(SupportState, context_schema=RunContext)
-    graph.add_node(ASSIST, _assist(checked))
     graph.add_node(REVIEW, _review(options))
     graph.add_node(HANDOFF, _handoff)
-    graph.add_conditional_edges(START, _route, [ASSIST, HANDOFF])
-    graph.add_edge(ASSIST, REVIEW)
+    graph.add_conditional_edges(START, _route(assist), [assist, HANDOFF])
     graph.add_edge(REVIEW, END)
     graph.add_edge(HANDOFF, END)
     return graph.compile(name="voice_support").with_config(recursion_limit=8)
 
 
-async def _route(state: SupportState) -> str:
-    return HANDOFF if (state.get("support") or {}).get(ESCALATED) else ASSIST
+def _route(assist: str):
+    async def route(state: SupportState) -> str:
+        return HANDOFF if (state.get("support") or {}).get(ESCALATED) else assist
 
-
-def _assist(checked: CompiledStateGraph):
-    """Run the draft-and-verify graph as one step (its events reach the run's stream)."""
-
-    async def assist(state: SupportState, runtime: Runtime[RunContext]) -> dict[str, Any]:
-        # The inner graph's state is DraftVerifyState: all of ours but `support`.
-        inner = {key: value for key, value in state.items() if key != "support"}
-        final = await checked.ainvoke(inner, context=runtime.context)
-        # The conversation history is written once, by `review`; the rest of the
-        # inner run's per-query keys carry over as they are.
-        keys = ("answer", "draft", "verdict", "outputs", "steps", "status")
-        update = {key: final[key] for key in keys if key in final}
-        if exhausted(final):
-            update["stop_reason"] = "budget"
-        return update
-
-    return assist
+    return route
 
 
 def _review(options: SupportOptions):
@@ -151,7 +132,9 @@ def _review(options: SupportOptions):
         if limit is not None and support["rejections"] >= limit:
             support.update(escalated=True, ticket=_ticket(state), reason=_reason(support, verdict))
             answer = f"{answer} {TRANSFER.format(ticket=support['ticket'])}".strip()
+        # `status` is sticky: a budget refusal earlier in the run stays the query's status.
         update: dict[str, Any] = {"support": support, "answer": answer}
+        update["status"] = QueryStatus.OK.value
         update["stop_reason"] = ESCALATED if support[ESCALATED] else "done"
         update["messages"] = [{"role": "assistant", "content": answer}]
         return update

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from langgraph.graph import END, START, StateGraph
+
 from spendgraph.agents import Agent, AgentStarted, TokenDelta
 from spendgraph.graph import (
     DraftReady,
     DraftVerifyOptions,
+    DraftVerifyState,
+    RunContext,
     RunFinished,
     RunOptions,
     VerdictReady,
+    add_draft_and_verify,
     draft_and_verify,
     stream_graph,
 )
@@ -62,6 +67,29 @@ async def test_the_verdict_decides_between_draft_and_correction(layer, ledger_ro
         assert result.status is QueryStatus.OK
         seen.add(verdict.accepted)
     assert seen == {True, False}
+
+
+async def test_the_steps_added_to_an_apps_graph_end_in_its_own_node(layer, ledger_rows):
+    # The app's node after the steps sees the draft and the verdict and settles the answer.
+    graph = StateGraph(DraftVerifyState, context_schema=RunContext)
+    entry = add_draft_and_verify(graph, FAST, STRONG, 400, then="settle")
+
+    async def settle(state):
+        answer = state.get("answer") or state["draft"]
+        verdict = state["verdict"]["accepted"]
+        return {"answer": f"{answer} [{verdict}]", "status": QueryStatus.OK.value}
+
+    graph.add_node("settle", settle)
+    graph.add_edge(START, entry)
+    graph.add_edge("settle", END)
+    compiled = graph.compile()
+    assert entry == "fast"
+    for question in QUESTIONS[:2]:
+        _, result = await collect(compiled, layer, question)
+        accepted = result.state["verdict"]["accepted"]
+        assert result.answer.endswith(f"[{accepted}]")
+        expected = ["fast", "strong"] if accepted else ["fast", "strong", "strong_correct"]
+        assert [r.node for r in ledger_rows(result)] == expected
 
 
 async def test_the_draft_is_routed_with_the_latency_target(layer, ledger_rows):
