@@ -16,6 +16,7 @@ only stops watching: the turn is durable, finishes on the workers, and is record
 from __future__ import annotations
 
 import asyncio
+import codecs
 import os
 import sys
 import uuid
@@ -24,7 +25,7 @@ from contextlib import AbstractContextManager, AsyncExitStack, ExitStack, nullco
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
 from rich.table import Table
@@ -50,7 +51,7 @@ from spendgraph.cli.run import (
 )
 from spendgraph.cli.runtime import Target, open_session, require_tiers
 from spendgraph.cli.serve_temporal import TemporalServe
-from spendgraph.cli.signals import Shutdown, Terminated
+from spendgraph.cli.signals import Shutdown, Terminated, wait_readable
 from spendgraph.cli.spend_view import money
 from spendgraph.cli.worker import (
     AddressOption,
@@ -148,6 +149,7 @@ class ChatLoop:
         self.endpoints_label = ""
         self._events: Callable[[str, RunOptions], AsyncIterator[Any]] | None = None
         self.shutdown = Shutdown()
+        self._lines = StdinLines(sys.stdin, terminal=interactive)
 
     def run(self, target: Target) -> int:
         """Chat until the user leaves; the exit code: 0, or 143 once SIGTERM stopped it."""
@@ -239,11 +241,10 @@ class ChatLoop:
 
     def _read(self) -> str | None:
         try:
+            if self.interactive:  # before the wait: a SIGTERM meanwhile is only noted
+                self.out.console.print("[bold green]you>[/] ", end="")
             with self.shutdown.interruptible():
-                if self.interactive:
-                    return self.out.console.input("[bold green]you>[/] ")
-                line = sys.stdin.readline()
-                return line if line else None
+                return self._lines.next()
         except (EOFError, KeyboardInterrupt, Terminated):
             if self.interactive:
                 self.out.print()  # the prompt's line is left open: end it before leaving
@@ -335,6 +336,46 @@ class ChatLoop:
             f"session: {len(summaries)} queries, {fmt.calls(whole)} calls, {money(whole)}",
             highlight=False,
         )
+
+
+class StdinLines:
+    """stdin's lines for the prompt, each read once :func:`wait_readable` saw input.
+
+    A signal at the prompt (Ctrl-C, SIGTERM) then always ends the wait, however
+    close to the read it lands; a read that is already blocking can sleep through it.
+    A terminal's line goes through ``input()``, which a terminal hands one line per
+    read. Piped lines are read and split here: ``sys.stdin.readline()`` buffers
+    the lines after the one it returns, where a wait on the descriptor cannot see
+    them. A stdin without a descriptor (a test runner's) is read as it is.
+    """
+
+    def __init__(self, stream: TextIO, *, terminal: bool):
+        self._stream = stream
+        self._terminal = terminal
+        try:
+            self._fd: int | None = stream.fileno()
+        except (OSError, ValueError):  # io.UnsupportedOperation is both
+            self._fd = None
+        decoder = codecs.getincrementaldecoder(stream.encoding or "utf-8")
+        self._decoder = decoder(stream.errors or "strict")
+        self._pending = ""
+
+    def next(self) -> str | None:
+        """The next line, None at the end. On a terminal Ctrl-D raises EOFError."""
+        if self._fd is None:
+            return self._stream.readline() or None
+        if self._terminal:
+            wait_readable(self._fd)
+            return input()
+        while "\n" not in self._pending:
+            wait_readable(self._fd)
+            data = os.read(self._fd, 65536)
+            if not data:  # the end: what is left is the last line, unterminated
+                last, self._pending = self._pending + self._decoder.decode(b"", final=True), ""
+                return last or None
+            self._pending += self._decoder.decode(data)
+        line, _, self._pending = self._pending.partition("\n")
+        return line + "\n"
 
 
 def durable_ledger_url(target: Target) -> str:

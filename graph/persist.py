@@ -22,7 +22,7 @@ import functools
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -230,8 +230,11 @@ class _ExplainedCipher(CipherProtocol):
 
 async def _read_newest(saver: BaseCheckpointSaver) -> None:
     """Deserialize the newest checkpoint: a wrong or missing key fails before any query."""
-    async for _ in saver.alist(None, limit=1):
-        break
+    # Closed here, not when the generator is collected: by then the saver's
+    # connection may be closed ("Cannot operate on a closed database").
+    async with aclosing(saver.alist(None, limit=1)) as newest:
+        async for _ in newest:
+            break
 
 
 # -- savers -------------------------------------------------------------------

@@ -26,13 +26,14 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 class Terminal:
     """A ``spendgraph chat`` process on a pty: ``expect`` text, ``type`` keys."""
 
-    def __init__(self, tmp_path, *args: str):
+    def __init__(self, tmp_path, *args: str, command: list[str] | None = None):
+        """``spendgraph chat *args``, or ``command`` instead."""
         self.master, slave = pty.openpty()
         env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "120", "LINES": "40", "TERM": "xterm"}
         env.pop("SPENDGRAPH_CONFIG", None)
         env["SPENDGRAPH_LEDGER"] = str(tmp_path / "chat.db")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "spendgraph.cli.main", "chat", *args],
+            command or [sys.executable, "-m", "spendgraph.cli.main", "chat", *args],
             stdin=slave,
             stdout=slave,
             stderr=slave,
@@ -161,3 +162,52 @@ def test_ctrl_c_at_the_prompt_leaves_on_a_line_of_its_own(terminal):
     chat.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     assert chat.finish() == 0
     assert chat.screen[mark:].endswith("\n") and "Traceback" not in chat.screen
+
+
+# The chat's own prompt read, again and again: each signal must end one read.
+PROMPTS = """
+from spendgraph.cli.chat import ChatLoop
+from spendgraph.cli.console import Output
+from spendgraph.cli.signals import Shutdown
+
+out = Output()
+chat = ChatLoop(out, talk=None, interactive=True)  # _read needs no conversation
+left = 0
+while True:
+    chat.shutdown = Shutdown()  # a fresh one each time: a second SIGTERM ends the process
+    with chat.shutdown:
+        chat._read()
+    left += 1
+    out.print(f"left {left}", highlight=False)
+"""
+
+
+def test_a_signal_just_after_the_prompt_shows_always_ends_the_read(tmp_path):
+    """Ctrl-C (or SIGTERM) microseconds after ``you>`` is on screen: the read ends.
+
+    A signal whose Python handler had not run yet when the read's system call
+    began was slept through: about one in 700 of these tries hung the process
+    (the test above then waited in vain for it to exit). 3,000 tries catch that
+    almost every time; done right, each read ends within milliseconds.
+    """
+    chat = Terminal(tmp_path, command=[sys.executable, "-c", PROMPTS])
+    try:
+        chat.expect("you>")
+        delays_us = (0, 2, 4, 6, 8, 10, 15, 20, 30)  # around when input() starts its read
+        for tried in range(1, 3001):
+            mark = len(chat.screen)
+            end = time.perf_counter() + delays_us[tried % len(delays_us)] / 1e6
+            while time.perf_counter() < end:
+                pass
+            signum = signal.SIGINT if tried % 2 else signal.SIGTERM
+            chat.process.send_signal(signum)
+            done, deadline = f"left {tried}\n", time.monotonic() + 10
+            while done not in chat.screen[mark:] or "you>" not in chat.screen[mark:].split(done)[1]:
+                assert chat.process.poll() is None, chat.screen[-2000:]
+                assert time.monotonic() < deadline, (
+                    f"{signum.name} #{tried} did not end the read: {chat.screen[-300:]!r}"
+                )
+                chat._read(0.1)
+        assert "Traceback" not in chat.screen and "Exception ignored" not in chat.screen
+    finally:
+        chat.close()

@@ -115,15 +115,20 @@ def test_sigterm_at_the_chat_prompt_leaves(tmp_path):
     ledger = tmp_path / "prompt.db"
     with counting_simulator(time_scale=0.0) as sim:
         process = spawn(["chat"], sim, ledger, example_config_path(), stdin=subprocess.PIPE)
-        process.stdin.write("hello\n")
+        # Two lines in one write: the prompt's wait for input must not hide the second.
+        process.stdin.write("hello\nagain\n")
         process.stdin.flush()  # stdin stays open: the chat then waits for the next line
-        first = process.stdout.readline()
-        while not first.startswith("[spend] "):
-            first = process.stdout.readline()
+        answered = 0
+        while answered < 2:
+            line = process.stdout.readline()
+            assert line, "the chat ended before answering both lines"
+            answered += line.startswith("[spend] ")
         _out, err, took = terminate(process)
     assert process.returncode == 143, err
     assert took < GRACE_S and "Traceback" not in err
-    assert only_query(ledger).status is QueryStatus.OK
+    with Ledger.open(str(ledger)) as opened:
+        statuses = [summary.query.status for summary in opened.list_queries()]
+    assert statuses == [QueryStatus.OK, QueryStatus.OK]
 
 
 def _killed_run(tmp_path: Path, sim: CountingSimulator, ledger: Path, lease_s: float) -> str:
