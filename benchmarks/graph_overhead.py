@@ -12,13 +12,16 @@ provider layer and writing a row per call:
     run with ``run_graph``.
 
 Two shapes: a pipeline of 3 agents (3 calls) and a fan-out of 12 specialists
-via ``Send`` plus a planner and a synthesizer (14 calls). Rounds alternate
-between the three ways so machine noise hits them alike.
+via ``Send`` plus a planner and a synthesizer (14 calls). The queries of a
+round run in blocks of ``--block`` (at concurrency 32: 32), the three ways
+one after another in a shuffled order per block, so a slow spell of the
+machine lands on all three alike; the ratios b/a and c/b are the medians of
+the per-block ratios (with c/b's quartiles, to show the noise).
 
     python benchmarks/graph_overhead.py --queries 128 --rounds 5
 
-Reports the median per-query wall time at concurrency 1 and 32 and the ratios
-c/b (target <= 1.05) and b/a, and the client process's CPU per query of each
+Reports the median per-query wall time at concurrency 1 and 32, the paired
+ratios c/b (target <= 1.05) and b/a, and the client process's CPU per query of each
 way (the simulator runs in its own process), which is steadier than wall time
 on a busy machine: ``c-b`` is what spendgraph's graph and agent layers add.
 """
@@ -31,6 +34,7 @@ import gc
 import itertools
 import json
 import operator
+import random
 import statistics
 import tempfile
 import time
@@ -253,55 +257,80 @@ async def measure(url: str, args, ledger_path: Path) -> dict[tuple[str, int], di
     ledger = Ledger.open(f"sqlite:///{ledger_path}")
     layer = ProviderLayer(config, ledger, env={})
     shapes = Shapes()
+    order = random.Random(0)
     results: dict[tuple[str, int], dict] = {}
     for shape in args.shapes.split(","):
         queries = {way: make(shapes, shape) for way, make in WAYS.items()}
         for concurrency in (1, 32):
-            total = max(args.queries, concurrency)
+            block = max(args.block, concurrency)
+            blocks = max(1, max(args.queries, concurrency) // block)
             for query in queries.values():  # warm-up: imports, pools, first compile paths
                 await timed_queries(query, layer, concurrency, concurrency)
             runs: dict[str, list[float]] = {way: [] for way in WAYS}
             cpu: dict[str, list[float]] = {way: [] for way in WAYS}
-            for _ in range(args.rounds):
-                for way, query in queries.items():
-                    ledger.flush()  # the ledger's writer thread counts to the run that made rows
-                    gc.collect()  # each run starts with the same heap: no full collection owed
+            means: dict[str, list[float]] = {way: [] for way in WAYS}
+            for _ in range(args.rounds * blocks):
+                ways = list(queries.items())
+                order.shuffle(ways)  # no way always runs first, or right after another
+                for way, query in ways:
+                    ledger.flush()  # the ledger's writer thread counts to the block that made rows
+                    gc.collect()  # each block starts with the same heap: no full collection owed
                     start = time.process_time()
-                    runs[way] += await timed_queries(query, layer, total, concurrency)
+                    latencies = await timed_queries(query, layer, block, concurrency)
                     ledger.flush()
-                    cpu[way].append((time.process_time() - start) / total)
-            results[(shape, concurrency)] = {"wall": runs, "cpu": cpu}
+                    cpu[way].append((time.process_time() - start) / block)
+                    runs[way] += latencies
+                    means[way].append(statistics.fmean(latencies))
+            results[(shape, concurrency)] = {"wall": runs, "cpu": cpu, "blocks": means}
     await layer.aclose()
     return results
+
+
+def paired(cell: dict, over: str, under: str) -> tuple[float, float, float]:
+    """Median and quartiles of ``over``/``under`` per block, each pair run back to back:
+    a slower or faster spell of the machine moves both halves of a pair alike."""
+    ratios = [a / b for a, b in zip(cell["blocks"][over], cell["blocks"][under], strict=True)]
+    if len(ratios) < 4:
+        median = statistics.median(ratios)
+        return median, median, median
+    low, median, high = statistics.quantiles(ratios, n=4)
+    return median, low, high
 
 
 def report(results: dict[tuple[str, int], dict]) -> None:
     table = Table(title="Per-query wall time: direct calls / hand-written LangGraph / spendgraph")
     columns = ("shape", "conc.", "direct ms", "langgraph ms", "spendgraph ms", "b/a", "c/b")
-    for column in (*columns, "cpu ms/query a / b / c", "cpu c-b ms"):
+    for column in (*columns, "c/b quartiles", "cpu ms/query a / b / c", "cpu c-b ms"):
         table.add_column(column, justify="right")
     for (shape, concurrency), cell in results.items():
         med = {way: statistics.median(times) * 1000 for way, times in cell["wall"].items()}
         cpu = {way: statistics.median(times) * 1000 for way, times in cell["cpu"].items()}
+        b_a, c_b = paired(cell, "langgraph", "direct"), paired(cell, "spendgraph", "langgraph")
         table.add_row(
             shape,
             str(concurrency),
             f"{med['direct']:.2f}",
             f"{med['langgraph']:.2f}",
             f"{med['spendgraph']:.2f}",
-            f"{med['langgraph'] / med['direct']:.3f}",
-            f"{med['spendgraph'] / med['langgraph']:.3f}",
+            f"{b_a[0]:.3f}",
+            f"{c_b[0]:.3f}",
+            f"{c_b[1]:.3f}-{c_b[2]:.3f}",
             " / ".join(f"{cpu[way]:.2f}" for way in WAYS),
             f"{cpu['spendgraph'] - cpu['langgraph']:+.2f}",
         )
     Console(width=200).print(table)
-    Console(width=200).print("target: c/b <= 1.05 at concurrency 1 and 32")
+    Console(width=200).print(
+        "target: c/b <= 1.05 at concurrency 1 and 32 (b/a, c/b: medians of per-block ratios)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--queries", type=int, default=128, help="queries per run (>= conc.)")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per cell")
+    parser.add_argument("--queries", type=int, default=128, help="queries per round (>= conc.)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds per cell")
+    parser.add_argument(
+        "--block", type=int, default=8, help="queries per block (at least the concurrency)"
+    )
     parser.add_argument("--time-scale", type=float, default=0.0, help="simulator time scale")
     parser.add_argument("--shapes", default="pipeline,fanout", help="pipeline,fanout")
     args = parser.parse_args()
