@@ -41,7 +41,7 @@ from spendgraph.graph.nodes import (
     prompt,
     take_turn,
 )
-from spendgraph.graph.state import PER_QUERY, GraphState, PerQuery
+from spendgraph.graph.state import PER_QUERY, GraphState, PerQuery, state_keys
 
 BUILDER = "draft_and_verify"
 
@@ -115,7 +115,7 @@ def add_draft_and_verify(
     options = options or DraftVerifyOptions()
     drafter = require_agent(BUILDER, "fast agent", fast)
     checker = require_agent(BUILDER, "strong agent", strong)
-    target = _check(drafter, checker, latency_target_ms, options)
+    target = _check(drafter, checker, latency_target_ms, options, graph.state_schema)
     drafter = drafter.replace(latency_target_ms=target)
     correct_node = f"{checker.name}_correct"
     graph.add_node(drafter.name, guarded(drafter, _draft(drafter, target, options)))
@@ -131,14 +131,22 @@ def add_draft_and_verify(
     return drafter.name
 
 
-def _check(fast: Agent, strong: Agent, target: Any, options: DraftVerifyOptions) -> float:
+def _check(
+    fast: Agent, strong: Agent, target: Any, options: DraftVerifyOptions, state: type
+) -> float:
     options.check(BUILDER)
+    missing = sorted(state_keys(DraftVerifyState) - state_keys(state))
+    if missing:
+        raise GraphBuildError(
+            f"{BUILDER}: the graph's state {state.__name__} lacks {', '.join(missing)}; "
+            "derive it from DraftVerifyState"
+        )
     if isinstance(target, bool) or not isinstance(target, int | float) or not target > 0:
         raise GraphBuildError(
             f"{BUILDER}: latency_target_ms must be a positive number of milliseconds, "
             f"got {target!r}"
         )
-    check_names(BUILDER, (fast, strong), DraftVerifyState)
+    check_names(BUILDER, (fast, strong), state)
     if fast.name == f"{strong.name}_correct":
         raise GraphBuildError(f"{BUILDER}: the fast agent may not be named {fast.name!r}")
     check_no_output(BUILDER, "strong agent", strong, "its verdict schema is built in")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
+import pytest
 from langgraph.graph import END, START, StateGraph
 
 from spendgraph.agents import Agent, AgentStarted, TokenDelta
@@ -11,6 +13,7 @@ from spendgraph.graph import (
     DraftReady,
     DraftVerifyOptions,
     DraftVerifyState,
+    GraphBuildError,
     RunContext,
     RunFinished,
     RunOptions,
@@ -90,6 +93,21 @@ async def test_the_steps_added_to_an_apps_graph_end_in_its_own_node(layer, ledge
         assert result.answer.endswith(f"[{accepted}]")
         expected = ["fast", "strong"] if accepted else ["fast", "strong", "strong_correct"]
         assert [r.node for r in ledger_rows(result)] == expected
+
+
+def test_an_apps_graph_must_carry_the_steps_state_and_keep_its_keys_free():
+    class Plain(TypedDict, total=False):
+        messages: list
+
+    with pytest.raises(GraphBuildError, match=r"state Plain lacks .*draft.*derive it from"):
+        add_draft_and_verify(StateGraph(Plain), FAST, STRONG, 400, then="settle")
+
+    class Support(DraftVerifyState, total=False):
+        ticket: str
+
+    ticket = FAST.replace(name="ticket")
+    with pytest.raises(GraphBuildError, match="'ticket' are reserved"):
+        add_draft_and_verify(StateGraph(Support), ticket, STRONG, 400, then="settle")
 
 
 async def test_the_draft_is_routed_with_the_latency_target(layer, ledger_rows):
