@@ -18,6 +18,16 @@ from spendgraph.providers.ledger.sqltypes import check_decimal, femto_of
 from spendgraph.providers.usage import Usage, UsageSource
 
 
+def storable_text(text: str | None) -> str | None:
+    """``text`` with NUL characters as U+FFFD, on every backend.
+
+    PostgreSQL text cannot hold NUL: a server (or a caller) putting one in an
+    answer would otherwise fail the call's row -- a call left unaccounted."""
+    if text is None or "\x00" not in text:
+        return text
+    return text.replace("\x00", "\ufffd")
+
+
 def call_params(record: CallRecord) -> dict[str, Any]:
     """Column values of the ``call`` row for ``record``; raises on a bad cost."""
     endpoint, usage = record.endpoint, record.usage
@@ -51,8 +61,8 @@ def call_params(record: CallRecord) -> dict[str, Any]:
         "cost_femto": femto_of(cost),
         "folded": record.folded,
         # Text only when the record carries it (the query opted in).
-        "prompt_text": record.prompt_text,
-        "completion_text": record.completion_text,
+        "prompt_text": storable_text(record.prompt_text),
+        "completion_text": storable_text(record.completion_text),
         "overrun_usd": None if record.overrun_usd is None else check_decimal(record.overrun_usd),
         "overrun_tokens": record.overrun_tokens,
     }

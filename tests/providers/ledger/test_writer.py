@@ -328,3 +328,13 @@ def test_a_call_recorded_twice_is_written_once(ledger_url, kit, apart):
         ledger.flush(timeout=30)
         assert ledger._writer._fast._connection is not None
         assert count_calls(kit, ledger_url) == 2
+
+
+def test_stored_text_with_nul_characters_still_writes_the_row(ledger, kit):
+    # PostgreSQL text cannot hold NUL; a hostile server's answer must not lose the call.
+    record = kit.call(prompt_text="ask\x00me", completion_text="\x00evil\x00")
+    ledger.submit_call(record)
+    ledger.flush(timeout=30)
+    assert ledger.unwritten() == ()
+    (back,) = ledger.iter_calls()
+    assert (back.prompt_text, back.completion_text) == ("ask\ufffdme", "\ufffdevil\ufffd")
