@@ -66,8 +66,9 @@ def parse_request(body: object, headers: Mapping[str, str]) -> CompletionRequest
     if not isinstance(options, Mapping):
         raise RequestProblem("'stream_options' must be an object")
     user = body.get("user") or ""
-    if not isinstance(user, str) or len(user) > 256:
-        raise RequestProblem("'user' must be a string of at most 256 characters")
+    # Printable: it labels the ledger's Query row (and PostgreSQL text holds no NUL).
+    if not isinstance(user, str) or len(user) > 256 or not user.isprintable():
+        raise RequestProblem("'user' must be a printable string of at most 256 characters")
     return CompletionRequest(
         app=app,
         text=_last_user_text(body.get("messages")),

@@ -22,7 +22,8 @@ def storable_text(text: str | None) -> str | None:
     """``text`` with NUL characters as U+FFFD, on every backend.
 
     PostgreSQL text cannot hold NUL: a server (or a caller) putting one in an
-    answer would otherwise fail the call's row -- a call left unaccounted."""
+    answer or an error would otherwise fail the call's row (a call left
+    unaccounted) or the query's close (a query left running)."""
     if text is None or "\x00" not in text:
         return text
     return text.replace("\x00", "\ufffd")
@@ -83,7 +84,7 @@ def query_params(record: QueryRecord) -> dict[str, Any]:
         "budget_tokens": record.budget_tokens,
         "store_text": record.store_text,
         # The preview is user text: kept only when the query opted in.
-        "input_preview": record.input_preview if record.store_text else None,
+        "input_preview": storable_text(record.input_preview) if record.store_text else None,
         "error": None,
     }
 
@@ -112,7 +113,7 @@ def close_params(
     return {
         "b_id": query_id,
         "b_status": str(status),
-        "b_error": error,
+        "b_error": storable_text(error),  # may quote a server's words
         "b_finished_at": finished_at,
     }
 

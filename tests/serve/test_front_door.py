@@ -136,6 +136,8 @@ async def test_an_unknown_app_is_404_and_bad_bodies_are_400(open_door):
         await api.chat.completions.create(
             model="chat", messages=[{"role": "system", "content": "hi"}]
         )
+    with pytest.raises(openai.BadRequestError, match="'user' must be a printable string"):
+        await api.chat.completions.create(model="chat", messages=QUESTION, user="a\x00b")
     async with httpx.AsyncClient() as http:
         answer = await http.post(open_door + "/v1/chat/completions", content=b"<html>")
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_json"

@@ -338,3 +338,12 @@ def test_stored_text_with_nul_characters_still_writes_the_row(ledger, kit):
     assert ledger.unwritten() == ()
     (back,) = ledger.iter_calls()
     assert (back.prompt_text, back.completion_text) == ("ask\ufffdme", "\ufffdevil\ufffd")
+
+
+async def test_a_query_closed_with_a_nul_in_its_error_is_closed(ledger, kit):
+    query = kit.query()
+    await ledger.open_query(query)
+    await ledger.close_query(query.id, QueryStatus.ERROR, error="server said \x00boom")
+    summary = ledger.query_summary(query.id)
+    assert summary.query.status is QueryStatus.ERROR
+    assert summary.query.error == "server said \ufffdboom"
