@@ -421,6 +421,8 @@ class Attempt:
         now = time.perf_counter()
         scope = self.site.scope
         store_text = scope is not None and scope.store_text
+        # Stored text is scrubbed of the key: a server may echo it (or the user paste it).
+        scrub = self.endpoint.redactor.scrub
         http_status = error.status_code if isinstance(error, EndpointError) else None
         return CallRecord(
             endpoint=self.endpoint.info,
@@ -441,8 +443,8 @@ class Attempt:
             latency_ms=(now - self._started) * 1000,
             error_kind=flag or _error_kind(error),
             http_status=http_status,
-            prompt_text=_prompt_text(self.request.messages) if store_text else None,
-            completion_text=completion_text if store_text else None,
+            prompt_text=scrub(_prompt_text(self.request.messages)) if store_text else None,
+            completion_text=scrub(completion_text) if store_text and completion_text else None,
             id=self.id,
         )
 
@@ -458,6 +460,7 @@ class Attempt:
                 app=scope.app if scope is not None else "",
                 tier=self.request.model,
                 messages=self.request.messages,
+                redact=self.endpoint.redactor.scrub,
             )
 
 

@@ -198,20 +198,21 @@ class Telemetry:
         app: str = "",
         tier: str = "",
         messages: Sequence[Mapping[str, Any]] = (),
+        redact: Callable[[str], str] = str,
     ) -> None:
         """The ``chat {model}`` CLIENT span and the measurements of one Call row.
 
         ``parent`` is the context the attempt started in (its agent turn), ``app``
         its query's app, ``tier`` the model or tier asked for, ``messages`` the
-        request's (put on the span only when ``record`` carries text). Never raises:
-        telemetry must not fail a call whose row is already queued.
+        request's (put on the span, through ``redact``, only when ``record`` carries
+        text). Never raises: telemetry must not fail a call whose row is already queued.
         """
         try:
-            self._attempt(record, parent, app, tier, messages)
+            self._attempt(record, parent, app, tier, messages, redact)
         except Exception:
             log.exception("could not record the span of call row %s", record.id)
 
-    def _attempt(self, record, parent, app, tier, messages) -> None:
+    def _attempt(self, record, parent, app, tier, messages, redact) -> None:
         if not self.measuring and not self.tracing():
             return  # neither a span nor a measurement would be kept
         start = int(record.started_at.timestamp() * 1e9)
@@ -230,7 +231,7 @@ class Telemetry:
         if span.is_recording():
             span.set_attributes({**common, **_attempt_attributes(record, tier)})
             if record.prompt_text is not None:  # the query opted in to storing text
-                span.set_attribute(n.INPUT_MESSAGES, _input_messages(messages))
+                span.set_attribute(n.INPUT_MESSAGES, redact(_input_messages(messages)))
             if record.completion_text is not None:
                 span.set_attribute(n.OUTPUT_MESSAGES, _output_messages(record.completion_text))
             if record.status is not CallStatus.OK:

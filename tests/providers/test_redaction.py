@@ -131,6 +131,32 @@ async def test_an_echoed_key_reaches_no_error_row_or_log(
     assert row.error_kind == kinds[stream]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+async def test_stored_text_keeps_no_key_the_server_echoed_or_the_user_pasted(
+    hostile, ledger, stream
+):
+    env = {"HOSTILE_KEY": OPENAI_KEY}
+    config = parse_config(config_text(hostile.url("echo_answer")), source="test.toml", env=env)
+    layer = ProviderLayer(config, ledger, env=env)
+    pasted = [{"role": "user", "content": f"my key is {OPENAI_KEY}, is it valid?"}]
+    try:
+        async with layer.query(store_text=True) as scope:
+            request = ChatRequest(messages=pasted, max_tokens=16)
+            if stream:
+                async with layer.stream(request) as chunks:
+                    async for _ in chunks:
+                        pass
+            else:
+                await layer.chat(request)
+    finally:
+        await layer.aclose(close_ledger=False)
+    ledger.flush()
+    (row,) = ledger.calls_for_query(scope.id)
+    assert not leaks(OPENAI_KEY, row.prompt_text, row.completion_text)
+    assert REDACTED in row.prompt_text and REDACTED in row.completion_text
+    assert row.completion_text.endswith("\ufffd -- done.")  # NUL kept as U+FFFD, row written
+
+
 async def test_an_auth_failure_still_says_what_went_wrong(hostile, ledger):
     error, _ = await run_query(hostile, "echo_401", OPENAI_KEY, ledger, stream=False)
     assert isinstance(error, AuthenticationFailed)

@@ -58,6 +58,7 @@ MODES = (
     "status_408",
     "status_409",
     "error_event",
+    "echo_answer",
 )
 PROXY_PAGE = (
     "<html><head><title>502 Bad Gateway</title></head>"
@@ -151,6 +152,13 @@ def _answer(mode: str, stream: bool, body: dict, auth: str, trickle_s: float) ->
     if mode == "error_event":  # a 200 whose answer is an error quoting the headers
         error = {"error": {"message": f"engine overloaded (request had {auth})"}}
         return _sse(_frames([_data(error)])) if stream else JSONResponse(error)
+    if mode == "echo_answer":  # a 200 whose answer quotes the headers, with a NUL in it
+        text = f"Your request had {auth} \x00 -- done."
+        if not stream:
+            return JSONResponse({**_completion(body), "choices": [_choice(text)]})
+        frames = [_data(_chunk(body, {"role": "assistant", "content": text}))]
+        frames.append(_data(_chunk(body, {}, finish="stop")))
+        return _sse(_frames([*frames, "data: [DONE]\n\n"]))
     if mode in ("status_408", "status_409"):
         status = int(mode[-3:])
         return JSONResponse({"error": {"message": f"status {status}"}}, status_code=status)
@@ -174,6 +182,10 @@ def _completion(body: dict) -> dict:
         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
         "usage": _usage(body),
     }
+
+
+def _choice(text: str) -> dict:
+    return {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
 
 
 def _chunk(body: dict, delta: dict, finish: str | None = None) -> dict:

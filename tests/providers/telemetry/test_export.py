@@ -110,12 +110,15 @@ async def test_store_text_puts_the_prompt_and_completion_on_the_attempt_span(
 ):
     url, received = collected
     layer = make_layer(endpoint_toml("only", "b200-nvfp4-0") + telemetry_table(url))
+    pasted = {"role": "user", "content": "and my key: sk-proj-pastedTEST0123456789abcdef"}
     async with layer.query(app="kept", store_text=True) as scope:
-        result = await layer.chat(ChatRequest(messages=MESSAGES, max_tokens=8))
+        result = await layer.chat(ChatRequest(messages=[*MESSAGES, pasted], max_tokens=8))
     spans = await exported(layer, received, scope.id)
     (chat,) = [s for s in spans if s.kind == CLIENT]
     assert MESSAGES[0]["content"] in chat.attributes[n.INPUT_MESSAGES]
     assert result.content in chat.attributes[n.OUTPUT_MESSAGES]
+    # Scrubbed like the ledger's text: a credential never reaches an exporter.
+    assert "sk-proj-pasted" not in chat.attributes[n.INPUT_MESSAGES]
 
 
 async def test_the_standard_otel_variables_configure_the_export(
